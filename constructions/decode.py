@@ -1,0 +1,219 @@
+"""Decoding loops: greedy chain of thought (Def A.4) and in-context retrieval (Def A.5, Sec 5.1).
+
+Both work on any *session* (an object with ``append(tokens)`` and ``next_token()``, as made by
+an evaluator's ``session(model, prompt)``), so they never see weights or tasks.
+
+RETRIEVE (Section 5.1): when the model emits ``<EndSearch>``, the pattern is Detokenize of the
+tokens strictly between the last ``<StartSearch>`` and that ``<EndSearch>``, the string is
+Detokenize of everything before that ``<StartSearch>``; Python's ``re.search(pattern, string)``
+runs in a separate worker process under a time bound; ``group(1)`` is tokenized and appended,
+or ``FAILED`` when nothing matches (or group 1 did not take part in the match).  The paper's
+formula Detokenize(S_{l_s:l_e}) would include the two markers themselves; see notes/errata.md.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol, Sequence
+
+from .errors import RetrievalError, TokenError
+from .vocab import Token, Vocabulary, detokenize
+
+START, END, FAILED = "<StartSearch>", "<EndSearch>", "FAILED"
+DEFAULT_ANSWERS: frozenset = frozenset({"YES", "NO"})
+
+
+class Session(Protocol):
+    tokens: list
+
+    def append(self, tokens: Sequence[Token]) -> None: ...
+
+    def next_token(self) -> Token: ...
+
+
+@dataclass
+class Retrieval:
+    pattern: str
+    result: list[Token]
+    position: int  # index in the full sequence where the result was appended
+
+    def to_json(self) -> dict:
+        return {"pattern": self.pattern, "result": " ".join(str(t) for t in self.result)}
+
+
+@dataclass
+class DecodeResult:
+    prompt: list[Token]
+    sequence: list[Token]  # prompt + every generated and retrieved token, in order
+    generated: list[Token]  # tokens the model emitted itself, in order
+    answer: Token | None
+    stopped: str  # "answer" | "max_steps"
+    retrievals: list[Retrieval] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        """CoT steps: generated tokens before the answer (Def A.4 counts S_i with i steps)."""
+        return len(self.generated) - (1 if self.answer is not None else 0)
+
+
+def _stop_predicate(answers: Iterable[Token] | Callable[[Token], bool]) -> Callable[[Token], bool]:
+    if callable(answers):
+        return answers
+    allowed = frozenset(answers)
+    return lambda t: t in allowed
+
+
+def chain_of_thought(
+    session: Session,
+    max_steps: int,
+    answers: Iterable[Token] | Callable[[Token], bool] = DEFAULT_ANSWERS,
+) -> DecodeResult:
+    """Def A.4: append argmax tokens until one is an answer token, at most max_steps + 1 tokens."""
+    is_answer = _stop_predicate(answers)
+    prompt = list(session.tokens)
+    generated: list[Token] = []
+    for _ in range(max_steps + 1):
+        tok = session.next_token()
+        generated.append(tok)
+        session.append([tok])
+        if is_answer(tok):
+            return DecodeResult(prompt, list(session.tokens), generated, tok, "answer")
+    return DecodeResult(prompt, list(session.tokens), generated, None, "max_steps")
+
+
+# ---- the regular-expression oracle ---------------------------------------------------------
+
+
+def _regex_worker(conn) -> None:  # pragma: no cover - runs in the child process
+    while True:
+        try:
+            pattern, string = conn.recv()
+        except EOFError:
+            return
+        try:
+            m = re.search(pattern, string)
+            if m is None:
+                conn.send(("nomatch", None))
+            elif m.re.groups < 1:
+                conn.send(("error", "the pattern has no capturing group, so group(1) does not exist"))
+            else:
+                conn.send(("match", m.group(1)))
+        except re.error as exc:
+            conn.send(("error", f"invalid regular expression: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - report anything else to the parent
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class RegexOracle:
+    """``re.search(pattern, string).group(1)`` in a worker process, bounded in time.
+
+    Catastrophic patterns cannot be interrupted inside CPython's ``re``; the worker is killed
+    and restarted instead, and the caller gets a :class:`RetrievalError`.
+    """
+
+    def __init__(self, timeout_s: float = 5.0):
+        self.timeout_s = timeout_s
+        self._ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        self._proc = None
+        self._conn = None
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=_regex_worker, args=(child,), daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join()
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def __enter__(self) -> "RegexOracle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def search(self, pattern: str, string: str) -> str | None:
+        """group(1) of the first match, or None when nothing matches / group 1 is unset."""
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        self._conn.send((pattern, string))
+        if not self._conn.poll(self.timeout_s):
+            self.close()
+            raise RetrievalError(
+                f"retrieval pattern {pattern!r} ran longer than {self.timeout_s} s on a string of "
+                f"{len(string)} characters (catastrophic backtracking?); the query was abandoned"
+            )
+        kind, value = self._conn.recv()
+        if kind == "error":
+            raise RetrievalError(f"retrieval pattern {pattern!r}: {value}")
+        return value if kind == "match" else None
+
+
+def retrieve(sequence: Sequence[Token], vocab: Vocabulary, oracle: RegexOracle) -> tuple[str, list[Token]]:
+    """RETRIEVE of Def A.5 for a sequence whose last token is <EndSearch>."""
+    if not sequence or sequence[-1] != END:
+        raise RetrievalError("RETRIEVE needs a sequence that ends with <EndSearch>")
+    starts = [i for i, t in enumerate(sequence[:-1]) if t == START]
+    if not starts:
+        raise RetrievalError("<EndSearch> without a preceding <StartSearch>")
+    ls = starts[-1]
+    pattern = detokenize(sequence[ls + 1 : -1])
+    string = detokenize(sequence[:ls])
+    group = oracle.search(pattern, string)
+    if group is None:
+        return pattern, [FAILED]
+    try:
+        return pattern, vocab.tokenize(group)
+    except TokenError as exc:
+        raise RetrievalError(f"retrieval result {group!r} of pattern {pattern!r} is not a token sequence: {exc}") from exc
+
+
+def retrieval_augmented(
+    session: Session,
+    vocab: Vocabulary,
+    max_steps: int,
+    answers: Iterable[Token] | Callable[[Token], bool] = DEFAULT_ANSWERS,
+    oracle: RegexOracle | None = None,
+) -> DecodeResult:
+    """Def A.5 / Sec 5.1: greedy decoding with RETRIEVE after every <EndSearch>.
+
+    An answer token emitted while a search is open (after <StartSearch>, before <EndSearch>)
+    is part of the query, not the answer.
+    """
+    is_answer = _stop_predicate(answers)
+    own = oracle is None
+    oracle = oracle or RegexOracle()
+    prompt = list(session.tokens)
+    generated: list[Token] = []
+    retrievals: list[Retrieval] = []
+    in_query = False
+    try:
+        for _ in range(max_steps + 1):
+            tok = session.next_token()
+            generated.append(tok)
+            session.append([tok])
+            if tok == START:
+                in_query = True
+            elif tok == END:
+                pattern, result = retrieve(session.tokens, vocab, oracle)
+                retrievals.append(Retrieval(pattern, result, len(session.tokens)))
+                session.append(result)
+                in_query = False
+            elif not in_query and is_answer(tok):
+                return DecodeResult(prompt, list(session.tokens), generated, tok, "answer", retrievals)
+        return DecodeResult(prompt, list(session.tokens), generated, None, "max_steps", retrievals)
+    finally:
+        if own:
+            oracle.close()

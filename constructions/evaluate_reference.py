@@ -1,0 +1,243 @@
+"""The reference evaluator: short, exact, one sequence at a time, Python ints throughout.
+
+It implements Definitions 3.1-3.6 and 5.5 with A.2's semantics and nothing else:
+
+* embedding (A.3): X[:, l] = word(S_l) + l * w_d;
+* every affine map ``W x + b`` is one operator: computed exactly, rounded once per output
+  (``matmul="round_once"``) or with each scalar product rounded (``"round_products"``);
+* attention scores ``(W_K X)^T (W_Q X)`` are exact; softmax(scores / sqrt(d) + C) is one
+  certified-rounded operator (:func:`numerics.softmax_column`), d being the residual width;
+* the ReGLU product is an elementwise product, rounded; residual sums of R_p values are exact
+  and range-checked;
+* the next token is argmax over the vocabulary of the logits ``W_E x_l`` (or the model's
+  explicit ``unembed``); ties go to the lowest token id (numbers before specials, as in
+  :mod:`constructions.vocab`).  The output softmax is monotone, so argmax over its exact
+  values is argmax over the logits.
+
+It knows nothing about tasks or constructions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+
+from .errors import Location, PrecisionOverflow, TokenError
+from .layout import Layout
+from .model import FeedForward, LinearRNNLayer, Model, TransformerLayer, zeros
+from .numerics import Arithmetic, Precision, div_round, softmax_column
+from .vocab import Token, Vocabulary
+
+
+@dataclass
+class ForwardResult:
+    residual: np.ndarray  # d x l scaled ints after the last layer
+    logits: list[int]  # scaled ints, one per token id
+    next_token: Token
+    saturations: list[str] = field(default_factory=list)  # locations clipped in saturate mode
+    trace: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (stage, d x l) if asked
+
+
+class _Run:
+    """State of one forward pass: precision, semantics, and what saturated."""
+
+    def __init__(self, model: Model, arith: Arithmetic):
+        self.model = model
+        self.prec = Precision(model.p)
+        self.arith = arith
+        self.saturations: list[str] = []
+
+    def check(self, q: int, where: Location) -> int:
+        out = self.prec.check(q, where, self.arith)
+        if out != q:
+            self.saturations.append(str(where))
+        return out
+
+    def check_fine(self, s: int, where: Location) -> int:
+        """Range-check (not round) a value held on the 2^-2F grid."""
+        bound = self.prec.max_scaled * self.prec.scale
+        if -bound <= s <= bound:
+            return s
+        if self.arith.overflow == "saturate":
+            self.saturations.append(str(where))
+            return bound if s > 0 else -bound
+        raise PrecisionOverflow(self.prec.p, Fraction(s, self.prec.scale**2), where)
+
+    def round_fine(self, q: int, where: Location) -> int:
+        """Round a value held on the 2^-2F grid (a product of two R_p values) to R_p."""
+        return self.check(div_round(q, self.prec.scale, self.arith.tie), where)
+
+    def affine(self, W: np.ndarray, X: np.ndarray, b: np.ndarray | None, where: Location, rows: Sequence[str] | None = None) -> np.ndarray:
+        """round(W X + b) column by column, per the matmul reading."""
+        out = zeros(W.shape[0], X.shape[1])
+        scale = self.prec.scale
+        for k in range(X.shape[1]):
+            for i in range(W.shape[0]):
+                bias = int(b[i]) if b is not None else 0
+                loc = Location(where.layer, where.sublayer, where.head, k + 1, rows[i] if rows else str(i))
+                if self.arith.matmul == "round_once":
+                    acc = sum(int(W[i, j]) * int(X[j, k]) for j in range(W.shape[1])) + bias * scale
+                    out[i, k] = self.round_fine(acc, loc)
+                else:
+                    acc = sum(div_round(int(W[i, j]) * int(X[j, k]), scale, self.arith.tie) for j in range(W.shape[1]))
+                    out[i, k] = self.check(acc + bias, loc)
+        return out
+
+    def add(self, A: np.ndarray, B: np.ndarray, where: Location, rows: Sequence[str]) -> np.ndarray:
+        out = zeros(*A.shape)
+        for i in range(A.shape[0]):
+            for k in range(A.shape[1]):
+                out[i, k] = self.check(int(A[i, k]) + int(B[i, k]), Location(where.layer, where.sublayer, where.head, k + 1, rows[i]))
+        return out
+
+
+def embed(model: Model, tokens: Sequence[Token], run: _Run) -> np.ndarray:
+    """A.3: number i -> i*w_1, k-th special token -> w_(2+k), position l -> l*w_d."""
+    vocab, d, scale = model.vocab, model.d, run.prec.scale
+    if len(tokens) == 0:
+        raise TokenError("the token sequence is empty; give at least one token")
+    if len(tokens) > model.max_len:
+        raise TokenError(
+            f"sequence of length {len(tokens)} is longer than this model's position range "
+            f"({model.max_len}); build the model for a larger n or max_len"
+        )
+    X = zeros(d, len(tokens))
+    names = model.layout.names
+    for l, tok in enumerate(tokens, start=1):
+        vocab.check(tok)
+        if isinstance(tok, int):
+            X[0, l - 1] = run.check(tok * scale, Location(sublayer="embedding", position=l, dim=names[0]))
+        else:
+            X[1 + vocab.special_rank(tok), l - 1] = scale
+        X[d - 1, l - 1] = run.check(l * scale, Location(sublayer="embedding", position=l, dim=names[-1]))
+    return X
+
+
+def tied_unembed(model: Model) -> np.ndarray:
+    """W_E of A.3 as a |V| x d matrix of scaled ints (row = the token's word embedding)."""
+    prec = model.precision
+    vocab = model.vocab
+    W = zeros(len(vocab), model.d)
+    for tid, tok in enumerate(vocab.all_tokens()):
+        if isinstance(tok, int):
+            W[tid, 0] = prec.check(tok * prec.scale, Location(sublayer="output embedding W_E", dim=str(tok)))
+        else:
+            W[tid, 1 + vocab.special_rank(tok)] = prec.scale
+    return W
+
+
+def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run) -> np.ndarray:
+    names = run.model.layout.names
+    d, l = X.shape
+    F = run.prec.F
+    total = zeros(d, l)
+    for hi, head in enumerate(layer.heads, start=1):
+        where = Location(li, "attention", hi)
+        K = run.affine(head.W_K, X, None, Location(li, "attention.keys", hi))
+        Q = run.affine(head.W_Q, X, None, Location(li, "attention.queries", hi))
+        V = run.affine(head.W_V, X, None, Location(li, "attention.values", hi), names)
+        P = zeros(l, l)
+        for k in range(l):
+            scores = []
+            for j in range(k + 1):  # causal mask C: position j attends only to j <= k
+                if run.arith.matmul == "round_once":
+                    s = sum(int(K[i, j]) * int(Q[i, k]) for i in range(K.shape[0]))
+                else:
+                    s = run.prec.scale * sum(div_round(int(K[i, j]) * int(Q[i, k]), run.prec.scale, run.arith.tie) for i in range(K.shape[0]))
+                # the exact score must be a number a p-bit machine can hold
+                s = run.check_fine(s, Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}"))
+                scores.append(s)
+            for j, q in enumerate(softmax_column(scores, 2 * F, d, run.prec, run.arith.tie)):
+                P[j, k] = q
+        head_out = run.affine(V, P, None, where, names)
+        total = run.add(total, head_out, Location(li, "attention (sum of heads)"), names)
+    return total
+
+
+def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run) -> np.ndarray:
+    """h_t = A h_(t-1) + B X_t as one rounded affine operator per step, h_0 = 0."""
+    names = run.model.layout.names
+    d, l = X.shape
+    H = zeros(d, l)
+    prev = [0] * d
+    for t in range(l):
+        for i in range(d):
+            loc = Location(li, "linear_unit", None, t + 1, names[i])
+            if run.arith.matmul == "round_once":
+                acc = sum(int(layer.A[i, j]) * prev[j] for j in range(d)) + sum(int(layer.B[i, j]) * int(X[j, t]) for j in range(d))
+                H[i, t] = run.round_fine(acc, loc)
+            else:
+                sc, tie = run.prec.scale, run.arith.tie
+                acc = sum(div_round(int(layer.A[i, j]) * prev[j], sc, tie) for j in range(d))
+                acc += sum(div_round(int(layer.B[i, j]) * int(X[j, t]), sc, tie) for j in range(d))
+                H[i, t] = run.check(acc, loc)
+        prev = [int(v) for v in H[:, t]]
+    return H
+
+
+def feed_forward(ffn: FeedForward, Y: np.ndarray, li: int, run: _Run) -> np.ndarray:
+    names = run.model.layout.names
+    hidden = ffn.hidden_names or None
+    H1 = run.affine(ffn.W1, Y, ffn.b1, Location(li, "ffn.W1"), hidden)
+    H2 = run.affine(ffn.W2, Y, ffn.b2, Location(li, "ffn.W2"), hidden)
+    G = zeros(*H1.shape)
+    for i in range(H1.shape[0]):
+        for k in range(H1.shape[1]):
+            relu = max(int(H1[i, k]), 0)
+            G[i, k] = run.round_fine(relu * int(H2[i, k]), Location(li, "ffn.product", None, k + 1, hidden[i] if hidden else str(i)))
+    return run.affine(ffn.W3, G, ffn.b3, Location(li, "ffn.W3"), names)
+
+
+class ReferenceEvaluator:
+    """Exact forward pass per the paper's definitions; see the module docstring."""
+
+    name = "reference"
+
+    def __init__(self, arith: Arithmetic = Arithmetic()):
+        self.arith = arith
+
+    def forward(self, model: Model, tokens: Sequence[Token], trace: bool = False) -> ForwardResult:
+        run = _Run(model, self.arith)
+        names = model.layout.names
+        X = embed(model, list(tokens), run)
+        stages: list[tuple[str, np.ndarray]] = [("embedding", X)] if trace else []
+        for li, layer in enumerate(model.layers, start=1):
+            if isinstance(layer, TransformerLayer):
+                mixed = attention(layer, X, li, run)
+                sub = "attention"
+            else:
+                mixed = linear_unit(layer, X, li, run)
+                sub = "linear_unit"
+            Y = run.add(X, mixed, Location(li, f"residual after {sub}"), names)
+            X = run.add(Y, feed_forward(layer.ffn, Y, li, run), Location(li, "residual after ffn"), names)
+            if trace:
+                stages += [(f"layer {li} after {sub}", Y), (f"layer {li} after ffn", X)]
+        U = model.unembed if model.unembed is not None else tied_unembed(model)
+        last = X[:, -1:]
+        logits_col = run.affine(U, last, None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()])
+        logits = [int(v) for v in logits_col[:, 0]]
+        best = max(range(len(logits)), key=lambda i: (logits[i], -i))
+        return ForwardResult(X, logits, model.vocab.token_of(best), run.saturations, stages)
+
+    def next_token(self, model: Model, tokens: Sequence[Token]) -> Token:
+        return self.forward(model, tokens).next_token
+
+    def session(self, model: Model, prompt: Sequence[Token]) -> "ReferenceSession":
+        return ReferenceSession(self, model, prompt)
+
+
+class ReferenceSession:
+    """Decoding session that simply recomputes the whole prefix (the obviously-correct way)."""
+
+    def __init__(self, evaluator: ReferenceEvaluator, model: Model, prompt: Sequence[Token]):
+        self.evaluator = evaluator
+        self.model = model
+        self.tokens: list[Token] = [model.vocab.check(t) for t in prompt]
+
+    def append(self, tokens: Sequence[Token]) -> None:
+        self.tokens.extend(self.model.vocab.check(t) for t in tokens)
+
+    def next_token(self) -> Token:
+        return self.evaluator.next_token(self.model, self.tokens)
