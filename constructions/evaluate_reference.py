@@ -190,6 +190,30 @@ def feed_forward(ffn: FeedForward, Y: np.ndarray, li: int, run: _Run) -> np.ndar
     return run.affine(ffn.W3, G, ffn.b3, Location(li, "ffn.W3"), names)
 
 
+def run_layers(model: Model, X: np.ndarray, run: _Run, stages: list | None) -> np.ndarray:
+    """All layers of Def 3.2 / 3.6 / 5.5 on the residual stream X."""
+    names = model.layout.names
+    for li, layer in enumerate(model.layers, start=1):
+        if isinstance(layer, TransformerLayer):
+            mixed = attention(layer, X, li, run)
+            sub = "attention"
+        else:
+            mixed = linear_unit(layer, X, li, run)
+            sub = "linear_unit"
+        Y = run.add(X, mixed, Location(li, f"residual after {sub}"), names)
+        X = run.add(Y, feed_forward(layer.ffn, Y, li, run), Location(li, "residual after ffn"), names)
+        if stages is not None:
+            stages += [(f"layer {li} after {sub}", Y), (f"layer {li} after ffn", X)]
+    return X
+
+
+def readout(model: Model, X: np.ndarray, run: _Run) -> list[int]:
+    """Logits R(U x_l) of the last position (U = tied W_E unless the model has unembed)."""
+    U = model.unembed if model.unembed is not None else tied_unembed(model)
+    col = run.affine(U, X[:, -1:], None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()])
+    return [int(v) for v in col[:, 0]]
+
+
 class ReferenceEvaluator:
     """Exact forward pass per the paper's definitions; see the module docstring."""
 
@@ -200,24 +224,31 @@ class ReferenceEvaluator:
 
     def forward(self, model: Model, tokens: Sequence[Token], trace: bool = False) -> ForwardResult:
         run = _Run(model, self.arith)
-        names = model.layout.names
         X = embed(model, list(tokens), run)
         stages: list[tuple[str, np.ndarray]] = [("embedding", X)] if trace else []
-        for li, layer in enumerate(model.layers, start=1):
-            if isinstance(layer, TransformerLayer):
-                mixed = attention(layer, X, li, run)
-                sub = "attention"
-            else:
-                mixed = linear_unit(layer, X, li, run)
-                sub = "linear_unit"
-            Y = run.add(X, mixed, Location(li, f"residual after {sub}"), names)
-            X = run.add(Y, feed_forward(layer.ffn, Y, li, run), Location(li, "residual after ffn"), names)
-            if trace:
-                stages += [(f"layer {li} after {sub}", Y), (f"layer {li} after ffn", X)]
-        U = model.unembed if model.unembed is not None else tied_unembed(model)
-        last = X[:, -1:]
-        logits_col = run.affine(U, last, None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()])
-        logits = [int(v) for v in logits_col[:, 0]]
+        X = run_layers(model, X, run, stages if trace else None)
+        logits = readout(model, X, run)
+        best = max(range(len(logits)), key=lambda i: (logits[i], -i))
+        return ForwardResult(X, logits, model.vocab.token_of(best), run.saturations, stages)
+
+    def forward_residual(self, model: Model, X: np.ndarray, trace: bool = False) -> ForwardResult:
+        """Run the layers on a given input matrix X (d x l scaled ints) instead of an embedding.
+
+        The building-block lemmas (B.13-B.23) are statements about arbitrary X in R_p^(d x l)
+        with a few conventions (X_(d,k) = k, ...); this entry point lets their checks feed such
+        X directly.  Still generic: the same layers, the same arithmetic.
+        """
+        run = _Run(model, self.arith)
+        if X.shape[0] != model.d or X.shape[1] < 1:
+            raise TokenError(f"input matrix has shape {X.shape}, expected ({model.d}, l >= 1)")
+        if X.shape[1] > model.max_len:
+            raise TokenError(f"input of length {X.shape[1]} exceeds the model's max_len {model.max_len}")
+        X = X.copy()
+        for idx in np.ndindex(*X.shape):
+            X[idx] = run.check(int(X[idx]), Location(sublayer="input", position=idx[1] + 1, dim=model.layout.names[idx[0]]))
+        stages: list[tuple[str, np.ndarray]] = [("input", X)] if trace else []
+        X = run_layers(model, X, run, stages if trace else None)
+        logits = readout(model, X, run)
         best = max(range(len(logits)), key=lambda i: (logits[i], -i))
         return ForwardResult(X, logits, model.vocab.token_of(best), run.saturations, stages)
 
