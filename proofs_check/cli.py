@@ -1,0 +1,389 @@
+"""``proofs-check``: verify the paper's claims, inspect models, run a model on tokens.
+
+Subcommands::
+
+    proofs-check list [--models]
+    proofs-check verify [--only ID ...] [--profile ci|dev|thorough] [--json] [--quiet]
+    proofs-check inspect MODEL_FILE_OR_NAME [--n N] [--p P] [--param KEY=VALUE ...]
+                         [--matrix NAME ...] [--all] [--export FILE.json] [--plot FILE.png]
+    proofs-check run-model MODEL_FILE_OR_NAME --tokens "..." [--cot | --rag] [--max-steps N]
+                           [--answers "YES NO"] [--evaluator reference|fast] [--json]
+
+Exit status: 0 success (every selected check passed), 1 a check failed, 2 bad input (every
+:class:`ProofsCheckError` and every usage error is one ``error: ...`` line on stderr, never a
+traceback).
+
+Adding a subcommand: write a module exporting ``add_parser(subparsers)``, which adds its parser
+and sets ``handler=fn`` (``fn(args) -> int``) with ``set_defaults``, and list it in
+:data:`SUBCOMMAND_MODULES`; modules not written yet are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import traceback
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from constructions.errors import ProofsCheckError
+
+PROG = "proofs-check"
+
+# Later issues add `run TASK ...` and `data istree ...` here.
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "proofs_check.run_command",
+    "proofs_check.data",
+)
+
+
+class UsageError(ProofsCheckError):
+    """A command line argparse could not read."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so main() owns the output."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, default=_json_default)
+
+
+# ---- list ----------------------------------------------------------------------------------
+
+
+def _add_list(sub) -> None:
+    p = sub.add_parser("list", help="every registered check with its title and claim")
+    p.add_argument("--models", action="store_true", help="list the catalog of named models instead")
+    p.set_defaults(handler=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.models:
+        from . import catalog
+
+        for name in catalog.names():
+            print(catalog.describe(name))
+        return 0
+    from . import registry
+
+    checks = registry.all_checks()
+    if not checks:
+        print("no checks are registered yet")
+    for c in checks:
+        print(f"{c.id}  {c.title}{'  [slow]' if c.slow else ''}")
+        print(f"    claim: {c.claim}")
+    return 0
+
+
+# ---- verify --------------------------------------------------------------------------------
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="run the registered property checks")
+    p.add_argument("--only", nargs="+", metavar="ID", help="check ids to run (default: all), e.g. B.13 4.6")
+    p.add_argument("--profile", default="ci", help="ci (default, derandomized), dev or thorough")
+    p.add_argument("--json", action="store_true", help="print a JSON list of outcomes instead of the table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(handler=cmd_verify)
+
+
+def _run_one(check, profile) -> dict[str, Any]:
+    """Run one check; a crash is a failed check with the exception in its detail."""
+    start = time.perf_counter()
+    try:
+        outcome = check.run(profile)
+        passed, cases, detail, measured = outcome.passed, outcome.cases, outcome.detail, dict(outcome.measured)
+    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+        passed, cases, measured = False, 0, {}
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+        detail = f"the check raised {type(exc).__name__}: {exc}{where}"
+    return {
+        "id": check.id,
+        "title": check.title,
+        "claim": check.claim,
+        "cases": cases,
+        "passed": bool(passed),
+        "seconds": round(time.perf_counter() - start, 3),
+        "detail": detail,
+        "measured": measured,
+    }
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def verify_table(results: list[dict[str, Any]], profile_name: str) -> str:
+    header = ["check", "claim", "cases", "result", "time"]
+    rows = [
+        [r["id"], _clip(r["claim"], 72), str(r["cases"]), "PASS" if r["passed"] else "FAIL", f"{r['seconds']:.2f}s"]
+        for r in results
+    ]
+    widths = [max(len(x[c]) for x in [header, *rows]) for c in range(len(header))]
+    right = {2, 4}
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(v.rjust(w) if c in right else v.ljust(w) for c, (v, w) in enumerate(zip(row, widths))).rstrip()
+
+    lines = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+    failed = [r for r in results if not r["passed"]]
+    for r in failed:
+        lines.append("")
+        lines.append(f"FAILED {r['id']} {r['title']}")
+        lines += ["    " + line for line in (r["detail"] or "(no detail)").splitlines()]
+    total = sum(r["seconds"] for r in results)
+    lines.append("")
+    lines.append(f"{len(results) - len(failed)} of {len(results)} checks passed in {total:.1f}s (profile {profile_name})")
+    return "\n".join(lines)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import registry
+
+    profile = registry.get_profile(args.profile)
+    checks = registry.select(args.only)
+    if not checks:
+        raise ProofsCheckError("no checks are registered yet, so there is nothing to verify")
+    results = []
+    for i, check in enumerate(checks, start=1):
+        if not args.quiet:
+            print(f"[{i}/{len(checks)}] {check.id} {check.title} ...", end="", file=sys.stderr, flush=True)
+        result = _run_one(check, profile)
+        if not args.quiet:
+            print(f" {'PASS' if result['passed'] else 'FAIL'} ({result['seconds']:.1f}s)", file=sys.stderr, flush=True)
+        results.append(result)
+    if args.json:
+        print(_dumps(results))
+    else:
+        print(verify_table(results, profile.name))
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+# ---- models: file or catalog name ----------------------------------------------------------
+
+
+def _add_model_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL_FILE_OR_NAME", help="a model file, or a catalog name (`list --models`)")
+    p.add_argument("--n", type=int, help="catalog models: problem size n")
+    p.add_argument("--p", type=int, help="catalog models: precision p (odd)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="catalog models: builder parameter")
+
+
+def load_model_arg(args: argparse.Namespace):
+    """An existing path is a model file; anything else is a catalog name built with the params."""
+    from . import catalog
+
+    params = dict(catalog.parse_param(t) for t in args.param)
+    for key in ("n", "p"):
+        value = getattr(args, key)
+        if value is not None:
+            if key in params:
+                raise ProofsCheckError(f"{key} is given twice (--{key} and --param {key}=...)")
+            params[key] = value
+    path = Path(args.model)
+    if path.exists():
+        if params:
+            raise ProofsCheckError(
+                f"{args.model} is a model file; --n, --p and --param apply only to catalog names"
+            )
+        if path.is_dir():
+            raise ProofsCheckError(f"{args.model} is a directory, not a model file")
+        try:
+            from constructions.modelfile import load_model
+        except ModuleNotFoundError as exc:
+            if exc.name != "constructions.modelfile":
+                raise
+            raise ProofsCheckError("reading model files needs constructions.modelfile, which this build lacks") from None
+        try:
+            return load_model(path), str(path)
+        except OSError as exc:
+            raise ProofsCheckError(f"cannot read model file {args.model}: {exc.strerror or exc}") from None
+    if path.suffix == ".safetensors" or "/" in args.model or "\\" in args.model:
+        raise ProofsCheckError(f"no model file {args.model!r}; check the path")
+    model = catalog.build(args.model, **params)
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    return model, f"{args.model}({shown})" if shown else args.model
+
+
+# ---- inspect -------------------------------------------------------------------------------
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="report a model's architecture, sizes, dimensions and weights")
+    _add_model_source(p)
+    p.add_argument("--matrix", action="append", default=[], metavar="NAME",
+                   help="print this weight matrix (exact name or glob, e.g. 'layer1.head1.W_K', 'layer2.*')")
+    p.add_argument("--all", action="store_true",
+                   help="print every matrix (or the --matrix ones) with all-zero rows and columns kept")
+    p.add_argument("--export", metavar="FILE", help="write every weight (exact, as strings), names and meta as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="write the non-empty weight matrices as symlog heatmaps")
+    p.set_defaults(handler=cmd_inspect)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import inspect_model
+
+    model, label = load_model_arg(args)
+    print(inspect_model.report(model, args.matrix, args.all, title=label), end="")
+    if args.export:
+        print(f"exported: {inspect_model.write_export(model, args.export)}")
+    if args.plot:
+        print(f"plotted: {inspect_model.plot(model, args.plot, args.matrix, args.all)}")
+    return 0
+
+
+# ---- run-model -----------------------------------------------------------------------------
+
+
+def _add_run_model(sub) -> None:
+    p = sub.add_parser("run-model", help="run a model on a token sequence: one step, chain of thought or retrieval")
+    _add_model_source(p)
+    p.add_argument("--tokens", required=True, help='the prompt, tokens separated by spaces, e.g. "<s> 3 1 2 ~"')
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--cot", action="store_true", help="greedy chain of thought until an answer token (Def A.4)")
+    mode.add_argument("--rag", action="store_true", help="chain of thought with in-context retrieval (Def A.5)")
+    p.add_argument("--max-steps", type=int, help="most generated tokens before the answer (default: to max_len)")
+    p.add_argument("--answers", default="YES NO", help='tokens that end decoding (default "YES NO")')
+    p.add_argument("--evaluator", choices=("reference", "fast"), default="reference")
+    p.add_argument("--tie", choices=("even", "away"), default="even", help="rounding of exact ties (A.2)")
+    p.add_argument("--matmul", choices=("round_once", "round_products"), default="round_once",
+                   help="one rounding per matrix-product entry, or one per scalar product")
+    p.add_argument("--overflow", choices=("raise", "saturate"), default="raise",
+                   help="on leaving R_p: raise (default) or, one step only, clip and report where")
+    p.add_argument("--json", action="store_true", help="print {generated, answer, retrievals, p} as JSON")
+    p.set_defaults(handler=cmd_run_model)
+
+
+def make_evaluator(kind: str, arith):
+    if kind == "reference":
+        from constructions.evaluate_reference import ReferenceEvaluator
+
+        return ReferenceEvaluator(arith)
+    try:
+        from constructions.evaluate_fast import FastEvaluator
+    except ModuleNotFoundError as exc:
+        if exc.name != "constructions.evaluate_fast":
+            raise
+        raise ProofsCheckError("the fast evaluator is not available in this build; use --evaluator reference") from None
+    return FastEvaluator(arith)
+
+
+def cmd_run_model(args: argparse.Namespace) -> int:
+    from constructions import decode
+    from constructions.numerics import Arithmetic
+
+    model, label = load_model_arg(args)
+    prompt = model.vocab.tokenize(args.tokens)
+    if not prompt:
+        raise ProofsCheckError('--tokens is empty; give at least one token, e.g. --tokens "<s> 1 2"')
+    answers = set(model.vocab.tokenize(args.answers))
+    if args.max_steps is not None and args.max_steps < 0:
+        raise ProofsCheckError("--max-steps must be >= 0")
+    max_steps = args.max_steps if args.max_steps is not None else max(0, model.max_len - len(prompt))
+    if args.overflow == "saturate" and (args.cot or args.rag):
+        raise ProofsCheckError("--overflow saturate is for one step only (each clipped value is reported); drop --cot/--rag")
+    evaluator = make_evaluator(args.evaluator, Arithmetic(tie=args.tie, matmul=args.matmul, overflow=args.overflow))
+    saturations: list[str] = []
+    if args.cot or args.rag:
+        session = evaluator.session(model, prompt)
+        if args.cot:
+            result = decode.chain_of_thought(session, max_steps, answers)
+        else:
+            result = decode.retrieval_augmented(session, model.vocab, max_steps, answers)
+        generated, answer, retrievals, stopped = result.generated, result.answer, result.retrievals, result.stopped
+    else:
+        forward = evaluator.forward(model, prompt)
+        generated, answer, retrievals, stopped = [forward.next_token], forward.next_token, [], "one step"
+        saturations = list(getattr(forward, "saturations", []))
+    if args.json:
+        out = {
+            "generated": generated,
+            "answer": answer,
+            "retrievals": [r.to_json() for r in retrievals],
+            "p": model.p,
+            "stopped": stopped,
+        }
+        if args.overflow == "saturate":
+            out["saturations"] = saturations
+        print(_dumps(out))
+        return 0
+    from constructions.vocab import detokenize
+
+    print(f"model: {label} (p = {model.p}, evaluator {args.evaluator})")
+    print(f"prompt: {detokenize(prompt)}")
+    print(f"generated: {detokenize(generated)}")
+    for k, r in enumerate(retrievals, start=1):
+        print(f"retrieval {k}: pattern {r.pattern!r} -> {detokenize(r.result)}")
+    print(f"answer: {answer if answer is not None else '(none: stopped after --max-steps)'}")
+    if saturations:
+        print(f"saturated (clipped to the largest magnitude of R_{model.p}) at {len(saturations)} place(s):")
+        for where in saturations[:20]:
+            print(f"  {where}")
+        if len(saturations) > 20:
+            print(f"  ... and {len(saturations) - 20} more")
+    return 0
+
+
+# ---- parser and main -----------------------------------------------------------------------
+
+BUILTIN: tuple[Callable[[Any], None], ...] = (_add_list, _add_verify, _add_inspect, _add_run_model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Constructive verifier for 'RNNs are not Transformers (Yet)': hand-weighted networks "
+        "in exact p-bit fixed point, property-checked against the paper's claims.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in BUILTIN:
+        add(sub)
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args))
+    except SystemExit as exc:  # --help / --version print and exit 0
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except ProofsCheckError as exc:
+        message = " ".join(str(exc).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
