@@ -26,7 +26,10 @@ CHECK_MODULES: tuple[str, ...] = (
     "proofs_check.checks.attention_blocks",
     "proofs_check.checks.rnn_blocks",
     "proofs_check.checks.retrieval_tasks",
-    "proofs_check.checks.istree",
+    "proofs_check.checks.lower_bounds",
+    "proofs_check.checks.dfs_transformer",
+    "proofs_check.checks.istree_rag",
+    "proofs_check.checks.istree_hybrid",
 )
 
 

@@ -1,0 +1,106 @@
+"""Theorem 4.7 / Lemma B.27: the DFS Transformer (constructions/dfs_transformer.py) and its errata."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from constructions.decode import chain_of_thought
+from constructions.dfs_transformer import declared_p, dfs_transformer
+from constructions.errors import PrecisionError
+from constructions.evaluate_fast import FastEvaluator
+from constructions.evaluate_reference import ReferenceEvaluator, tied_unembed
+from proofs_check.algorithms import algorithm1, lemma_b27_chain
+from proofs_check.checks.dfs_transformer import CHECKS
+from proofs_check.graphs import NO, YES, Graph, istree_answer
+from proofs_check.registry import PROFILES
+
+torch.set_num_threads(1)
+
+FIGURE3 = Graph.parse("2-6 1-5 3-5 4-6 2-3")
+
+
+def decode(model, g: Graph) -> list:
+    return chain_of_thought(FastEvaluator().session(model, g.tokens()), 2 * g.n).generated
+
+
+def test_figure3_tour_then_yes():
+    assert decode(dfs_transformer(6), FIGURE3) == [1, 5, 3, 2, 6, 4, 6, 2, 3, 5, 1, YES]
+
+
+def test_reference_and_fast_agree_bit_for_bit():
+    model = dfs_transformer(3)
+    toks = Graph.parse("1-2 3-1").tokens() + [1, 2]
+    a = ReferenceEvaluator().forward(model, toks)
+    b = FastEvaluator().forward(model, toks)
+    assert a.next_token == b.next_token == 1
+    assert a.logits == b.logits and (a.residual == b.residual).all()
+
+
+@pytest.mark.parametrize("text,n", [("", 1), ("1-2", 2), ("2-1", 2), ("2-3 3-1", 3), ("1-2 1-3 1-4", 4)])
+def test_small_trees_and_vertex_1_edge_cases(text, n):
+    g = Graph.parse(text, n)
+    assert decode(dfs_transformer(n), g) == [*algorithm1(g), YES]
+
+
+def test_cycle_stops_with_no_where_the_proof_says():
+    g = Graph.parse("1-2 2-3 3-1 4-1", 5)  # m = n - 1, cycle through vertex 1, vertex 5 isolated
+    got = decode(dfs_transformer(5), g)
+    assert got == lemma_b27_chain(g, literal_end_check=False) == [1, 2, 3, NO]
+    assert got[:-1] == algorithm1(g)[:3]
+
+
+def test_check_4_7_passes_at_ci():
+    out = CHECKS[0].run(PROFILES["ci"])
+    assert out.passed, out.detail
+    assert out.measured["n=8"]["layers"] == 7
+
+
+# ---- errata: each literal version fails -------------------------------------------------------
+
+
+def test_E1_tied_readout_cannot_emit_the_tour():
+    """A.3's tied W_E gives number i the logit i * x_num: only 1 or n can win."""
+    model = dfs_transformer(6, readout="tied")
+    assert decode(model, FIGURE3)[0] != 1  # the tour must start with 1
+    # the paper's Layer 9 output n[-v, 1, -1, ..., -1] decodes to 1 for every v >= 2
+    n = 6
+    W = tied_unembed(model)
+    prec = model.precision
+    for v in range(2, n + 1):
+        x = [0] * model.d
+        x[0] = -n * v * prec.scale
+        for k in range(1, 1 + model.vocab.n_specials):
+            x[k] = (n if k == 1 else -n) * prec.scale
+        logits = [sum(int(W[t, j]) * x[j] for j in range(model.d)) for t in range(len(model.vocab))]
+        best = max(range(len(logits)), key=lambda i: (logits[i], -i))
+        assert model.vocab.token_of(best) != v
+
+
+def test_E2_next_precondition_fails_for_one_sided_heads():
+    """Def B.12 condition 3 needs consecutive counts; the step-7 heads see one side only."""
+    g = Graph.parse("1-2 3-1 1-4")
+    side_a = [1 / (t + 2) for t, (a, b) in enumerate([e for e in g.edges if 1 in e]) if a == 1]
+    assert side_a == [1 / 2, 1 / 4]  # 1/3 (edge 3-1, vertex 1 second) is missing: not consecutive
+
+
+def test_E4_position_check_alone_says_yes_on_a_non_tree():
+    g = Graph.make(7, list(itertools.combinations(range(2, 8), 2))[:10])  # vertex 1 isolated
+    assert istree_answer(g) == NO
+    assert lemma_b27_chain(g, literal_end_check=True)[-1] == YES  # 3*10 + 1 + 1 = 5*7 - 3
+    assert decode(dfs_transformer(7), g) == [NO]
+
+
+def test_E4_without_edge_count_check_the_walk_is_wrong():
+    g = Graph.parse("1-2 3-4", 4)  # m = 2 < n - 1
+    got = decode(dfs_transformer(4, edge_count_check=False), g)
+    assert got[:-1] != algorithm1(g)[: len(got) - 1]  # not a prefix of A(G) = [1, 2, 1]
+    assert decode(dfs_transformer(4), g) == [NO]
+
+
+def test_precision_is_logarithmic_and_checked():
+    ps = [declared_p(n) for n in (8, 32, 128, 512)]
+    assert all(b - a <= 20 for a, b in zip(ps, ps[1:]))  # about 8 bits per doubling of n
+    with pytest.raises(PrecisionError, match=f"p >= {declared_p(8)}"):
+        dfs_transformer(8, p=declared_p(8) - 2)
