@@ -1,0 +1,199 @@
+"""Hypothesis strategies for the task instances (Sec 4.2.1) and IsTree graphs (Sec 4.2.2).
+
+Every strategy takes ``max_n`` (the largest n it draws; checks pass ``profile.max_n``) and
+aims at the hard cases: repeated keys, keys at the first/last usable position, multi-digit
+numbers (n >= 10), Counting thresholds at / just below / just above the true count; graphs in
+every edge order and orientation, trees, cycles, disconnected graphs with exactly n - 1 edges,
+too few / too many edges, and the Figure-3 family of Theorem 4.7's proof.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from .graphs import Graph
+from .lower_bounds import figure3_graph
+from .tasks import ARInstance, CGramInstance, CountingInstance, IndexInstance
+
+# ---- task instances -------------------------------------------------------------------------
+
+
+@st.composite
+def _n_and_seq(draw, max_n: int, min_len: int = 1, max_len: int | None = None, min_n: int = 2):
+    """n, then a sequence over a (often small) alphabet inside [n] so that keys repeat."""
+    n = draw(st.integers(min_n, max(min_n, max_n)))
+    max_len = max(min_len, n if max_len is None else max_len)
+    alphabet_size = draw(st.sampled_from([1, 2, 3, n]) | st.integers(1, n))
+    alphabet = draw(st.lists(st.integers(1, n), min_size=1, max_size=max(1, alphabet_size), unique=True))
+    # make sure multi-digit numbers show up when n allows them
+    if n >= 10 and draw(st.booleans()):
+        alphabet.append(n)
+    seq = draw(st.lists(st.sampled_from(alphabet), min_size=min_len, max_size=max_len))
+    return n, seq
+
+
+def _edge_biased_index(draw, hi: int) -> int:
+    """An index in 0..hi, often one of the extremes."""
+    return draw(st.sampled_from([0, hi]) | st.integers(0, hi))
+
+
+@st.composite
+def index_instances(draw, max_n: int = 16) -> IndexInstance:
+    n, seq = draw(_n_and_seq(max_n))
+    i = _edge_biased_index(draw, len(seq) - 1) + 1
+    return IndexInstance.make(seq, i, n)
+
+
+@st.composite
+def ar_instances(draw, max_n: int = 16) -> ARInstance:
+    """Answerable AR instances: the query is the token at some position p <= L - 2, so its first
+    occurrence has a next token; p is often 0 (key first) or L - 2 (answer is the last token)."""
+    n, seq = draw(_n_and_seq(max_n, min_len=2))
+    p = _edge_biased_index(draw, len(seq) - 2)
+    return ARInstance.make(seq, seq[p], n)
+
+
+@st.composite
+def ar_unanswerable(draw, max_n: int = 16) -> ARInstance:
+    """AR instances with no answer: the key is absent, or occurs only as the last token."""
+    n, seq = draw(_n_and_seq(max_n, min_len=1))
+    absent = [q for q in range(1, n + 1) if q not in seq]
+    last_only = [seq[-1]] if seq.count(seq[-1]) == 1 else []
+    options = absent + last_only
+    if not options:  # every number occurs: make the last token fresh by dropping its copies
+        q = seq[-1]
+        seq = [t for t in seq[:-1] if t != q] + [q]
+        options = [q]
+    return ARInstance.make(seq, draw(st.sampled_from(options)), n, validate=False).validate(require_answer=False)
+
+
+@st.composite
+def cgram_instances(draw, max_n: int = 16, max_c: int = 4) -> CGramInstance:
+    """Answerable c-gram instances (2 <= c <= max_c): the query is the (c-1)-gram at a position
+    p <= L - c, often the first or the last usable one."""
+    c = draw(st.integers(2, max_c))
+    n, seq = draw(_n_and_seq(max_n, min_len=c, max_len=max(c, max_n)))
+    p = _edge_biased_index(draw, len(seq) - c)
+    return CGramInstance.make(seq, seq[p : p + c - 1], n)
+
+
+@st.composite
+def counting_instances(draw, max_n: int = 16) -> CountingInstance:
+    """Thresholds at, just below and just above the true count (clipped to 0..n), or random."""
+    n, seq = draw(_n_and_seq(max_n, min_len=0))
+    q = draw(st.sampled_from(seq) if seq and draw(st.booleans()) else st.integers(1, n))
+    count = seq.count(q)
+    near = [t for t in (count - 1, count, count + 1) if 0 <= t <= n]
+    t = draw(st.sampled_from(near) | st.integers(0, n))
+    return CountingInstance.make(seq, q, t, n)
+
+
+# ---- graphs ---------------------------------------------------------------------------------
+
+
+@st.composite
+def shuffled(draw, g: Graph) -> Graph:
+    """``g`` in an arbitrary edge order, each edge in an arbitrary orientation."""
+    order = draw(st.permutations(range(g.m))) if g.m else []
+    flips = draw(st.lists(st.booleans(), min_size=g.m, max_size=g.m))
+    edges = [g.edges[i] for i in order]
+    return Graph(g.n, tuple((v, u) if f else (u, v) for (u, v), f in zip(edges, flips)))
+
+
+@st.composite
+def _relabelled_tree_edges(draw, n: int) -> list[tuple[int, int]]:
+    """A random labelled tree on 1..n: random parents, then a random relabelling."""
+    parents = [draw(st.integers(1, v - 1)) for v in range(2, n + 1)]
+    perm = draw(st.permutations(range(1, n + 1)))
+    return [(perm[p - 1], perm[v - 1]) for v, p in zip(range(2, n + 1), parents)]
+
+
+@st.composite
+def trees(draw, max_n: int = 16, min_n: int = 2) -> Graph:
+    n = draw(st.integers(min_n, max(min_n, max_n)))
+    return draw(shuffled(Graph(n, tuple(draw(_relabelled_tree_edges(n))))))
+
+
+def _chords(n: int, present: set) -> list[tuple[int, int]]:
+    return [(u, v) for u in range(1, n + 1) for v in range(u + 1, n + 1) if frozenset((u, v)) not in present]
+
+
+@st.composite
+def cyclic_graphs(draw, max_n: int = 16, min_cycles: int = 1) -> Graph:
+    """Connected graphs with n - 1 + k edges, k >= min_cycles (so k independent cycles)."""
+    n = draw(st.integers(3, max(3, max_n)))
+    edges = draw(_relabelled_tree_edges(n))
+    chords = _chords(n, {frozenset(e) for e in edges})
+    k = draw(st.integers(min(min_cycles, len(chords)), min(len(chords), max(min_cycles, 3))))
+    extra = draw(st.lists(st.sampled_from(chords), min_size=k, max_size=k, unique=True)) if chords else []
+    return draw(shuffled(Graph(n, tuple(edges + extra))))
+
+
+@st.composite
+def disconnected_n_minus_1(draw, max_n: int = 16) -> Graph:
+    """Exactly n - 1 edges, not a tree (hence a cycle AND more than one component); n >= 4:
+    a tree plus one chord on c >= 3 of the vertices, a spanning forest on the other n - c."""
+    n = draw(st.integers(4, max(4, max_n)))
+    perm = draw(st.permutations(range(1, n + 1)))
+    c = draw(st.integers(3, n - 1))
+    side_a, side_b = perm[:c], perm[c:]
+    edges = [(side_a[draw(st.integers(0, i - 1))], side_a[i]) for i in range(1, c)]
+    chords = [(u, v) for (u, v) in _chords(n, {frozenset(e) for e in edges}) if u in side_a and v in side_a]
+    edges.append(draw(st.sampled_from(chords)))
+    edges += [(side_b[draw(st.integers(0, i - 1))], side_b[i]) for i in range(1, len(side_b))]
+    return draw(shuffled(Graph(n, tuple(edges))))
+
+
+@st.composite
+def forests(draw, max_n: int = 16) -> Graph:
+    """Fewer than n - 1 edges (a tree with at least one edge removed; n >= 2)."""
+    n = draw(st.integers(2, max(2, max_n)))
+    edges = draw(_relabelled_tree_edges(n))
+    keep = draw(st.integers(0, n - 2))
+    chosen = draw(st.lists(st.sampled_from(range(n - 1)), min_size=keep, max_size=keep, unique=True))
+    return draw(shuffled(Graph(n, tuple(edges[i] for i in sorted(chosen)))))
+
+
+@st.composite
+def arbitrary_graphs(draw, max_n: int = 10) -> Graph:
+    """Any simple graph on 1..n (each possible edge in or out), any order and orientation."""
+    n = draw(st.integers(2, max(2, max_n)))
+    pairs = _chords(n, set())
+    chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=min(len(pairs), 3 * n)))
+    return draw(shuffled(Graph(n, tuple(chosen))))
+
+
+@dataclass(frozen=True)
+class Figure3Case:
+    x: tuple[int, ...]
+    k: int
+    graph: Graph
+
+    @property
+    def tree_expected(self) -> bool:
+        """Sec 4.2.2: the graph is a tree iff x_k != x_(k+1)."""
+        return self.x[self.k - 1] != self.x[self.k]
+
+
+@st.composite
+def figure3_cases(draw, max_n: int = 16, any_order: bool = True) -> Figure3Case:
+    """Theorem 4.7's family: x in {0,1}^(n-2), k in [n-3]; n >= 4."""
+    n = draw(st.integers(4, max(4, max_n)))
+    x = tuple(draw(st.lists(st.integers(0, 1), min_size=n - 2, max_size=n - 2)))
+    k = draw(st.integers(1, n - 3))
+    g = figure3_graph(x, k)
+    return Figure3Case(x, k, draw(shuffled(g)) if any_order else g)
+
+
+def istree_graphs(max_n: int = 16) -> st.SearchStrategy[Graph]:
+    """A mix of every graph family above (about half trees)."""
+    return st.one_of(
+        trees(max_n),
+        trees(max_n),
+        cyclic_graphs(max_n),
+        disconnected_n_minus_1(max_n),
+        forests(max_n),
+        arbitrary_graphs(min(max_n, 10)),
+        figure3_cases(max_n).map(lambda c: c.graph),
+    )
