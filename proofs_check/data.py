@@ -104,7 +104,7 @@ def write_istree_data(n: int, count: int, fmt: str, seed: int, path: str | Path,
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``data istree`` on an argparse subparsers object; the handler is ``args.func``
+    """Register ``data istree`` on an argparse subparsers object; the handler is ``args.handler``
     (takes the parsed args, returns an exit code)."""
     data = subparsers.add_parser("data", help="write training/evaluation data files")
     sub = data.add_subparsers(dest="data_command", required=True)
@@ -116,7 +116,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--family", choices=FAMILIES, default="figure3",
                    help="figure3: Theorem 4.7's construction (Section 6); random: random trees vs non-trees with n-1 edges")
-    p.set_defaults(func=run_data_istree)
+    p.set_defaults(handler=run_data_istree)
     return data
 
 

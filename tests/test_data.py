@@ -100,7 +100,7 @@ def test_cli_parser(tmp_path):
     add_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "x.jsonl"
     args = parser.parse_args(["data", "istree", "--n", "6", "--count", "4", "--format", "retrieval", "--out", str(out)])
-    assert args.func(args) == 0
+    assert args.handler(args) == 0
     assert len(_read(out)) == 4
     with pytest.raises(SystemExit):
         parser.parse_args(["data", "istree", "--n", "6", "--count", "4", "--format", "bogus", "--out", str(out)])
