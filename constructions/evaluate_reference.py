@@ -69,19 +69,31 @@ class _Run:
         """Round a value held on the 2^-2F grid (a product of two R_p values) to R_p."""
         return self.check(div_round(q, self.prec.scale, self.arith.tie), where)
 
-    def affine(self, W: np.ndarray, X: np.ndarray, b: np.ndarray | None, where: Location, rows: Sequence[str] | None = None) -> np.ndarray:
+    def product(self, a: int, b: int, where: Location) -> int:
+        """One scalar product rounded into R_p (and range-checked): the round_products reading."""
+        return self.round_fine(a * b, where)
+
+    def affine(
+        self,
+        W: np.ndarray,
+        X: np.ndarray,
+        b: np.ndarray | None,
+        where: Location,
+        rows: Sequence[str] | None = None,
+        first_position: int = 1,
+    ) -> np.ndarray:
         """round(W X + b) column by column, per the matmul reading."""
         out = zeros(W.shape[0], X.shape[1])
         scale = self.prec.scale
         for k in range(X.shape[1]):
             for i in range(W.shape[0]):
                 bias = int(b[i]) if b is not None else 0
-                loc = Location(where.layer, where.sublayer, where.head, k + 1, rows[i] if rows else str(i))
+                loc = Location(where.layer, where.sublayer, where.head, k + first_position, rows[i] if rows else str(i))
                 if self.arith.matmul == "round_once":
                     acc = sum(int(W[i, j]) * int(X[j, k]) for j in range(W.shape[1])) + bias * scale
                     out[i, k] = self.round_fine(acc, loc)
                 else:
-                    acc = sum(div_round(int(W[i, j]) * int(X[j, k]), scale, self.arith.tie) for j in range(W.shape[1]))
+                    acc = sum(self.product(int(W[i, j]), int(X[j, k]), loc) for j in range(W.shape[1]))
                     out[i, k] = self.check(acc + bias, loc)
         return out
 
@@ -145,7 +157,8 @@ def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run) -> np.
                 if run.arith.matmul == "round_once":
                     s = sum(int(K[i, j]) * int(Q[i, k]) for i in range(K.shape[0]))
                 else:
-                    s = run.prec.scale * sum(div_round(int(K[i, j]) * int(Q[i, k]), run.prec.scale, run.arith.tie) for i in range(K.shape[0]))
+                    loc = Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}")
+                    s = run.prec.scale * sum(run.product(int(K[i, j]), int(Q[i, k]), loc) for i in range(K.shape[0]))
                 # the exact score must be a number a p-bit machine can hold
                 s = run.check_fine(s, Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}"))
                 scores.append(s)
@@ -169,9 +182,8 @@ def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run) -> np.
                 acc = sum(int(layer.A[i, j]) * prev[j] for j in range(d)) + sum(int(layer.B[i, j]) * int(X[j, t]) for j in range(d))
                 H[i, t] = run.round_fine(acc, loc)
             else:
-                sc, tie = run.prec.scale, run.arith.tie
-                acc = sum(div_round(int(layer.A[i, j]) * prev[j], sc, tie) for j in range(d))
-                acc += sum(div_round(int(layer.B[i, j]) * int(X[j, t]), sc, tie) for j in range(d))
+                acc = sum(run.product(int(layer.A[i, j]), prev[j], loc) for j in range(d))
+                acc += sum(run.product(int(layer.B[i, j]), int(X[j, t]), loc) for j in range(d))
                 H[i, t] = run.check(acc, loc)
         prev = [int(v) for v in H[:, t]]
     return H
@@ -207,10 +219,12 @@ def run_layers(model: Model, X: np.ndarray, run: _Run, stages: list | None) -> n
     return X
 
 
-def readout(model: Model, X: np.ndarray, run: _Run) -> list[int]:
+def readout_logits(model: Model, X: np.ndarray, run: _Run) -> list[int]:
     """Logits R(U x_l) of the last position (U = tied W_E unless the model has unembed)."""
     U = model.unembed if model.unembed is not None else tied_unembed(model)
-    col = run.affine(U, X[:, -1:], None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()])
+    col = run.affine(
+        U, X[:, -1:], None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()], X.shape[1]
+    )
     return [int(v) for v in col[:, 0]]
 
 
@@ -227,11 +241,11 @@ class ReferenceEvaluator:
         X = embed(model, list(tokens), run)
         stages: list[tuple[str, np.ndarray]] = [("embedding", X)] if trace else []
         X = run_layers(model, X, run, stages if trace else None)
-        logits = readout(model, X, run)
+        logits = readout_logits(model, X, run)
         best = max(range(len(logits)), key=lambda i: (logits[i], -i))
         return ForwardResult(X, logits, model.vocab.token_of(best), run.saturations, stages)
 
-    def forward_residual(self, model: Model, X: np.ndarray, trace: bool = False) -> ForwardResult:
+    def forward_residual(self, model: Model, X: np.ndarray, trace: bool = False, readout: bool = True) -> ForwardResult:
         """Run the layers on a given input matrix X (d x l scaled ints) instead of an embedding.
 
         The building-block lemmas (B.13-B.23) are statements about arbitrary X in R_p^(d x l)
@@ -248,7 +262,9 @@ class ReferenceEvaluator:
             X[idx] = run.check(int(X[idx]), Location(sublayer="input", position=idx[1] + 1, dim=model.layout.names[idx[0]]))
         stages: list[tuple[str, np.ndarray]] = [("input", X)] if trace else []
         X = run_layers(model, X, run, stages if trace else None)
-        logits = readout(model, X, run)
+        if not readout:
+            return ForwardResult(X, [], None, run.saturations, stages)
+        logits = readout_logits(model, X, run)
         best = max(range(len(logits)), key=lambda i: (logits[i], -i))
         return ForwardResult(X, logits, model.vocab.token_of(best), run.saturations, stages)
 
