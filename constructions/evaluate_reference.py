@@ -250,7 +250,9 @@ class ReferenceEvaluator:
 
         The building-block lemmas (B.13-B.23) are statements about arbitrary X in R_p^(d x l)
         with a few conventions (X_(d,k) = k, ...); this entry point lets their checks feed such
-        X directly.  Still generic: the same layers, the same arithmetic.
+        X directly.  Still generic: the same layers, the same arithmetic.  With readout=False
+        the output logits are not computed (``logits == []``, ``next_token is None``): a block
+        lemma says nothing about W_E applied to its residual.
         """
         run = _Run(model, self.arith)
         if X.shape[0] != model.d or X.shape[1] < 1:
