@@ -1,0 +1,205 @@
+"""FastEvaluator == ReferenceEvaluator, bit for bit, on random small models.
+
+The independent reference is constructions/evaluate_reference.py (plain Python ints, one entry
+at a time).  Compared: the residual, the logits, the next token, the saturation list, and for
+overflows the exception type, Location and message.  Models: tests/random_models.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from constructions.errors import EvaluatorError, PrecisionOverflow, ProofsCheckError, TokenError
+from constructions.evaluate_fast import FastEvaluator
+from constructions.evaluate_reference import ReferenceEvaluator
+from constructions.numerics import Arithmetic, Precision
+from tests.random_models import ModelSpec, random_model, random_tokens
+
+torch.set_num_threads(1)
+
+PS = (11, 61, 201)
+
+
+@st.composite
+def specs(draw, ps=PS, scales=(0, 0, 2, -2)):
+    return ModelSpec(
+        arch=draw(st.sampled_from(["transformer", "linear_rnn", "hybrid"])),
+        p=draw(st.sampled_from(ps)),
+        extra_dims=draw(st.integers(0, 4)),
+        n_layers=draw(st.integers(1, 2)),
+        n_heads=draw(st.integers(1, 2)),
+        key_dim=draw(st.integers(1, 3)),
+        ffn_width=draw(st.integers(0, 3)),
+        density=draw(st.sampled_from([0.3, 0.6])),
+        fractional=draw(st.sampled_from([0.0, 0.3])),
+        scale_log2=draw(st.sampled_from(scales)),
+        seed=draw(st.integers(0, 10**6)),
+        untied=draw(st.booleans()),
+    )
+
+
+ariths = st.builds(
+    Arithmetic,
+    st.sampled_from(["even", "away"]),
+    st.sampled_from(["round_once", "round_products"]),
+    st.sampled_from(["raise", "saturate"]),
+)
+
+
+def outcome(evaluator, model, tokens):
+    """Everything observable of one forward pass (or its error)."""
+    try:
+        r = evaluator.forward(model, tokens)
+    except ProofsCheckError as exc:
+        return ("error", type(exc).__name__, str(getattr(exc, "where", None)), str(exc))
+    return ("ok", [[int(v) for v in row] for row in r.residual], r.logits, r.next_token, r.saturations)
+
+
+@given(specs(), ariths, st.integers(1, 8), st.integers(0, 1000))
+def test_fast_equals_reference(spec, arith, length, tseed):
+    model = random_model(spec)
+    tokens = random_tokens(model, length, tseed)
+    assert outcome(FastEvaluator(arith), model, tokens) == outcome(ReferenceEvaluator(arith), model, tokens)
+
+
+@given(specs(scales=(3, 5, 8)), st.sampled_from(["round_once", "round_products"]), st.integers(2, 6), st.integers(0, 1000))
+def test_overflow_same_location_and_saturation(spec, matmul, length, tseed):
+    """Large weights: raise mode raises at the same Location; saturate mode clips the same way."""
+    model = random_model(spec)
+    tokens = random_tokens(model, length, tseed)
+    for mode in ("raise", "saturate"):
+        arith = Arithmetic("even", matmul, mode)
+        assert outcome(FastEvaluator(arith), model, tokens) == outcome(ReferenceEvaluator(arith), model, tokens)
+
+
+def test_overflow_example_is_an_overflow():
+    """A concrete model that overflows: both raise PrecisionOverflow at the same place."""
+    spec = ModelSpec("transformer", 11, extra_dims=2, scale_log2=4, density=0.8, seed=3)
+    model = random_model(spec)
+    tokens = random_tokens(model, 5, 1)
+    with pytest.raises(PrecisionOverflow) as ref:
+        ReferenceEvaluator().forward(model, tokens)
+    with pytest.raises(PrecisionOverflow) as fast:
+        FastEvaluator().forward(model, tokens)
+    assert fast.value.where == ref.value.where and str(fast.value) == str(ref.value)
+    sat = Arithmetic(overflow="saturate")
+    r, f = ReferenceEvaluator(sat).forward(model, tokens), FastEvaluator(sat).forward(model, tokens)
+    assert r.saturations and f.saturations == r.saturations
+    assert (f.residual == r.residual).all() and f.logits == r.logits
+
+
+@given(specs(), ariths, st.lists(st.integers(1, 9), min_size=1, max_size=4), st.integers(0, 1000))
+def test_batch_equals_one_by_one(spec, arith, lengths, tseed):
+    model = random_model(spec)
+    seqs = [random_tokens(model, n, tseed + i) for i, n in enumerate(lengths)]
+    fast = FastEvaluator(arith)
+    singles = [outcome(fast, model, s) for s in seqs]
+    try:
+        batch = fast.forward_batch(model, seqs)
+    except ProofsCheckError as exc:
+        first = next(o for o in singles if o[0] == "error")  # the first failing sequence's error
+        assert ("error", type(exc).__name__, str(getattr(exc, "where", None)), str(exc)) == first
+        return
+    assert all(o[0] == "ok" for o in singles)
+    got = [("ok", [[int(v) for v in row] for row in r.residual], r.logits, r.next_token, r.saturations) for r in batch]
+    assert got == singles
+    assert fast.next_tokens(model, seqs) == [o[3] for o in singles]
+
+
+@given(specs(), ariths, st.integers(1, 4), st.lists(st.integers(1, 3), min_size=1, max_size=3), st.integers(0, 1000))
+def test_session_equals_recomputation(spec, arith, prompt_len, chunks, tseed):
+    model = random_model(spec)
+    total = prompt_len + sum(chunks)
+    tokens = random_tokens(model, total, tseed)
+    ref = ReferenceEvaluator(arith)
+
+    def ref_next(prefix):
+        try:
+            return ref.next_token(model, prefix)
+        except ProofsCheckError as exc:
+            return ("error", str(getattr(exc, "where", None)))
+
+    session = FastEvaluator(arith).session(model, tokens[:prompt_len])
+    upto = prompt_len
+    for step in [0] + chunks:
+        if step:
+            session.append(tokens[upto : upto + step])
+            upto += step
+        try:
+            got = session.next_token()
+        except ProofsCheckError as exc:
+            got = ("error", str(getattr(exc, "where", None)))
+        assert got == ref_next(tokens[:upto])
+        assert session.tokens == tokens[:upto]
+
+
+@given(st.sampled_from(["linear_rnn", "hybrid"]), st.integers(0, 10**6), st.integers(1, 5))
+def test_float64_mode_agrees_when_nothing_rounds(arch, seed, length):
+    """Integer weights, no attention heads: every exact op is an integer operation that needs no
+    rounding at p = 61 (values far below 2^30), and float64 holds the same integers exactly."""
+    spec = ModelSpec(arch, 61, extra_dims=2, n_layers=1 if arch == "linear_rnn" else 2, n_heads=0,
+                     ffn_width=2, density=0.3, fractional=0.0, seed=seed, integer_only=True)
+    model = random_model(spec)
+    tokens = random_tokens(model, length, seed)
+    try:
+        exact = FastEvaluator().forward(model, tokens)
+    except PrecisionOverflow:  # integer recurrences can grow past 2^30: not this test's subject
+        assume(False)
+    flt = FastEvaluator(mode="float64").forward(model, tokens)
+    F = Precision(61).F
+    want = np.array([[float(int(v)) * 2.0**-F for v in row] for row in exact.residual])
+    assert isinstance(flt.residual, torch.Tensor) and flt.residual.dtype == torch.float64
+    assert np.array_equal(flt.residual.numpy(), want)
+    assert flt.next_token == exact.next_token
+
+
+@pytest.mark.parametrize("mode", ["float32", "bfloat16"])
+def test_low_precision_modes_run(mode):
+    model = random_model(ModelSpec("hybrid", 61, n_layers=2, seed=5))
+    tokens = random_tokens(model, 6, 2)
+    r = FastEvaluator(mode=mode).forward(model, tokens, trace=True)
+    assert r.residual.shape == (model.d, 6) and r.residual.dtype == getattr(torch, mode)
+    assert r.next_token in model.vocab.all_tokens() and len(r.logits) == len(model.vocab)
+
+
+@pytest.mark.parametrize("p", [11, 61, 201, 301])
+@pytest.mark.parametrize("arch", ["transformer", "linear_rnn", "hybrid"])
+def test_each_required_p(p, arch):
+    model = random_model(ModelSpec(arch, p, n_layers=2, n_heads=2, fractional=0.5, seed=p))
+    tokens = random_tokens(model, 7, p)
+    arith = Arithmetic(overflow="saturate")
+    assert outcome(FastEvaluator(arith), model, tokens) == outcome(ReferenceEvaluator(arith), model, tokens)
+
+
+def test_trace_and_forward_residual_match():
+    model = random_model(ModelSpec("hybrid", 61, n_layers=2, fractional=0.5, seed=9))
+    tokens = random_tokens(model, 6, 4)
+    r, f = ReferenceEvaluator().forward(model, tokens, True), FastEvaluator().forward(model, tokens, True)
+    assert [n for n, _ in f.trace] == [n for n, _ in r.trace]
+    assert all((a == b).all() for (_, a), (_, b) in zip(f.trace, r.trace))
+    X = r.trace[1][1]
+    rr, ff = ReferenceEvaluator().forward_residual(model, X), FastEvaluator().forward_residual(model, X)
+    assert (rr.residual == ff.residual).all() and rr.logits == ff.logits
+    rr, ff = ReferenceEvaluator().forward_residual(model, X, readout=False), FastEvaluator().forward_residual(model, X, readout=False)
+    assert (rr.residual == ff.residual).all() and ff.logits == [] and ff.next_token is None
+
+
+def test_bad_input_errors_match():
+    model = random_model(ModelSpec("transformer", 11, seed=1))
+    for tokens in ([], [1, "nope"], [99], list(range(1, 6)) * 4):
+        with pytest.raises(TokenError) as ref:
+            ReferenceEvaluator().forward(model, tokens)
+        with pytest.raises(TokenError) as fast:
+            FastEvaluator().forward(model, tokens)
+        assert str(fast.value) == str(ref.value)
+
+
+def test_refuses_what_it_cannot_hold():
+    model = random_model(ModelSpec("linear_rnn", 4001, seed=1))
+    with pytest.raises(EvaluatorError, match="4001"):
+        FastEvaluator().forward(model, [1, 2])
+    with pytest.raises(EvaluatorError):
+        FastEvaluator(mode="float16")
