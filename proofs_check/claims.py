@@ -1,0 +1,203 @@
+"""Measured sizes of the constructions: the "constant size, O(log n) bits" claims, as a table.
+
+:func:`measure` reads a built :class:`constructions.model.Model` only (no builder knowledge):
+layers, heads, residual width d (padded to a square, as assembled), the *active* width (the
+dimensions some layer weight reads or writes: A.3 gives every special token its own one-hot
+dimension, so a vocabulary with n extra special tokens has d = Theta(n) even where no weight
+touches those dimensions), the widest FFN, the non-zero parameters of the layers and of the
+explicit readout separately, parameter bits (count x p), recurrent state bits, and p.
+
+:func:`claims_rows` produces the rows (extensible: :data:`ROW_SOURCES` lists functions
+``() -> list[ClaimRow]``; an IsTree module can add its own), and :func:`write_markdown` the
+table in ``notes/claims.md``::
+
+    python -m proofs_check.claims --write notes/claims.md [--sizes 16 64 256 1024]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from constructions.model import LinearRNNLayer, Model, TransformerLayer
+
+SIZES: tuple[int, ...] = (16, 64, 256, 1024)
+
+
+def _nonzero(mat: np.ndarray) -> int:
+    return int(np.count_nonzero(mat != 0)) if mat.size else 0
+
+
+def _touched_dims(model: Model) -> set[int]:
+    """Residual dims some layer weight reads (non-zero column) or writes (non-zero row)."""
+    dims: set[int] = set()
+
+    def cols(m: np.ndarray) -> None:
+        if m.size:
+            dims.update(int(j) for j in np.nonzero((m != 0).any(axis=0))[0])
+
+    def rows(m: np.ndarray) -> None:
+        if m.size:
+            dims.update(int(i) for i in np.nonzero((m != 0).any(axis=1))[0])
+
+    for layer in model.layers:
+        f = layer.ffn
+        cols(f.W1), cols(f.W2), rows(f.W3)
+        dims.update(int(i) for i in np.nonzero(f.b3 != 0)[0]) if f.b3.size else None
+        if isinstance(layer, TransformerLayer):
+            for h in layer.heads:
+                cols(h.W_K), cols(h.W_Q), cols(h.W_V), rows(h.W_V)
+        else:
+            cols(layer.A), rows(layer.A), cols(layer.B), rows(layer.B)
+    return dims
+
+
+def measure(model: Model) -> dict:
+    """Sizes of one model (see module docstring); ``cot_steps`` from the builder's meta if given."""
+    unembed_params = _nonzero(model.unembed) if model.unembed is not None else 0
+    layer_params = sum(_nonzero(m) for name, m in model.all_weights().items() if name != "unembed")
+    state_dims = model.state_dims()
+    return {
+        "arch": model.arch,
+        "p": model.p,
+        "layers": len(model.layers),
+        "transformer_layers": sum(1 for l in model.layers if isinstance(l, TransformerLayer)),
+        "rnn_layers": sum(1 for l in model.layers if isinstance(l, LinearRNNLayer)),
+        "heads": model.n_heads(),
+        "width": model.d,
+        "active_width": len(_touched_dims(model)),
+        "ffn_width": model.max_ffn_width(),
+        "vocab": len(model.vocab),
+        "params": layer_params,
+        "param_bits": layer_params * model.p,
+        "readout_params": unembed_params,
+        "state_dims": state_dims,
+        "state_bits": state_dims * model.p,
+        "cot_steps": model.meta.get("cot_steps"),
+        "max_len": model.max_len,
+    }
+
+
+@dataclass
+class ClaimRow:
+    theorem: str
+    task: str
+    model: str
+    n: int
+    sizes: dict = field(default_factory=dict)
+
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("p", "p"), ("layers", "layers"), ("heads", "heads"), ("width", "d"), ("active_width", "active d"),
+    ("ffn_width", "FFN width"), ("params", "params"), ("param_bits", "param bits"),
+    ("readout_params", "readout params"), ("state_bits", "state bits"), ("cot_steps", "CoT steps"),
+)
+
+
+def retrieval_rows(sizes: Sequence[int] = SIZES, c: int = 3) -> list[ClaimRow]:
+    """Thm 4.6 / 5.6 / 5.2 for the four tasks at each n (c-gram with the given c)."""
+    from constructions.retrieval_tasks import build
+
+    rows = []
+    for theorem, model_name in (("4.6", "transformer"), ("5.6", "hybrid"), ("5.2", "rag-rnn")):
+        for task in ("index", "ar", "cgram", "count"):
+            for n in sizes:
+                m = build(task, model_name, n, c=c)
+                rows.append(ClaimRow(theorem, task if task != "cgram" else f"cgram (c={c})", model_name, n, measure(m)))
+    return rows
+
+
+ROW_SOURCES: tuple[str, ...] = (
+    "proofs_check.claims:retrieval_rows",
+    "proofs_check.istree_claims:istree_rows",  # added by the IsTree constructions, when written
+)
+
+
+def claims_rows(sizes: Sequence[int] = SIZES) -> list[ClaimRow]:
+    rows: list[ClaimRow] = []
+    for spec in ROW_SOURCES:
+        mod_name, fn_name = spec.split(":")
+        try:
+            module = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod_name:
+                continue
+            raise
+        rows.extend(getattr(module, fn_name)(sizes))
+    return rows
+
+
+def growth_summary(rows: Iterable[ClaimRow]) -> list[str]:
+    """Per (theorem, task, model): which columns stay constant in n, and the p per n."""
+    groups: dict[tuple, list[ClaimRow]] = {}
+    for r in rows:
+        groups.setdefault((r.theorem, r.task, r.model), []).append(r)
+    out = []
+    for (thm, task, model), rs in groups.items():
+        const = [label for key, label in COLUMNS if key not in ("p", "param_bits", "state_bits")
+                 and len({r.sizes.get(key) for r in rs}) == 1]
+        ps = ", ".join(f"n={r.n}: p={r.sizes['p']}" for r in rs)
+        out.append(f"- Thm {thm} {task} / {model}: constant in n: {', '.join(const) or 'none'}; {ps}")
+    return out
+
+
+def markdown(rows: list[ClaimRow]) -> str:
+    head = "| Thm | task | model | n | " + " | ".join(label for _, label in COLUMNS) + " |"
+    sep = "|" + "---|" * (4 + len(COLUMNS))
+    lines = [head, sep]
+    for r in rows:
+        cells = [str(r.sizes.get(key, "")) for key, _ in COLUMNS]
+        lines.append(f"| {r.theorem} | {r.task} | {r.model} | {r.n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+PREAMBLE = """# Claims: measured sizes of the constructions
+
+Generated by `python -m proofs_check.claims --write notes/claims.md` (do not edit by hand).
+Every number is read off the built model (`proofs_check.claims.measure`), not from the builder.
+
+Columns: p = the precision the builder declares (smallest it accepts); layers / heads; d = residual
+width as assembled (padded to a square for the exact 1/sqrt(d) compensation); active d = dims any
+layer weight reads or writes; FFN width = widest FFN; params = non-zero weights of the layers;
+param bits = params x p; readout params = non-zero entries of the explicit unembedding
+(erratum F4: A.3's tied readout cannot name a number, so every model here carries one; it has
+Theta(n) rows like W_E, which the paper does not count as parameters); state bits = non-zero
+recurrent state dims x p (RNN layers); CoT steps = tokens generated before the answer.
+
+Reading: for each construction, layers, heads, active d, FFN width, params and state dims are
+the same at every n (constant size); p, param bits and state bits grow like log n.  d of the
+retrieval-augmented RNNs for Index and Counting grows with n only because their quantifier
+tokens `{j}` are n special tokens, each with its own one-hot embedding dimension (A.3) that no
+weight touches (erratum R1 in notes/errata/retrieval_tasks.md).
+"""
+
+
+def write_markdown(path: str, sizes: Sequence[int] = SIZES) -> str:
+    rows = claims_rows(sizes)
+    text = PREAMBLE + "\n## Table\n\n" + markdown(rows) + "\n\n## Growth\n\n" + "\n".join(growth_summary(rows)) + "\n"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m proofs_check.claims", description="write the claims table")
+    ap.add_argument("--write", metavar="FILE", help="write the markdown table to FILE (else print it)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    args = ap.parse_args(argv)
+    if args.write:
+        write_markdown(args.write, args.sizes)
+        print(f"wrote {args.write}")
+    else:
+        rows = claims_rows(args.sizes)
+        print(markdown(rows))
+        print("\n".join(growth_summary(rows)))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""``proofs-check run TASK --model M [--n N] [--p P] (--input FILE.jsonl | --instance JSON) [--json]``.
+
+Runs a construction on task instances, one JSON object per instance in and out.
+
+Tasks come from plug-in modules listed in :data:`RUNNER_MODULES`; each exports
+``RUNNERS: dict[str, TaskRunner]`` (see :class:`proofs_check.retrieval_runners.TaskRunner`):
+``name``, ``models``, ``add_arguments(parser)`` (extra options, e.g. IsTree's ``--edges``),
+``instances_from_args(args)`` (instances given by those options, or None), ``parse(data, n)``
+(one JSON object -> instance) and ``run(instance, model, n, p, evaluator, cache, oracle) -> dict``.
+Modules not written yet are skipped.
+
+Output per instance (``--json``: one JSON line each)::
+
+    {"answer": ..., "generated": [...], "retrievals": [{"pattern": ..., "result": ...}], "p": P, "n": N}
+
+An instance that cannot be run (bad JSON, a number above n, p too small, ...) gives one
+``error: instance K: ...`` line on stderr (and ``{"instance": K, "error": "..."}`` on stdout
+with ``--json``); the other instances still run, and the exit status is then 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from constructions.decode import RegexOracle
+from constructions.errors import InputError, ProofsCheckError
+
+RUNNER_MODULES: tuple[str, ...] = (
+    "proofs_check.retrieval_runners",
+    "proofs_check.istree_runners",
+)
+
+
+def load_runners() -> dict[str, Any]:
+    runners: dict[str, Any] = {}
+    for name in RUNNER_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        for task, runner in module.RUNNERS.items():
+            if task in runners:
+                raise RuntimeError(f"task {task!r} is provided by two runner modules")
+            runners[task] = runner
+    return runners
+
+
+def add_parser(subparsers) -> None:
+    runners = load_runners()
+    models = sorted({m for r in runners.values() for m in r.models})
+    p = subparsers.add_parser(
+        "run",
+        help="run a construction on task instances (JSON in, JSON out)",
+        description="Run a task's construction on instances. Index: {\"tokens\": [...], \"query\": i}; "
+        "AR: {\"tokens\": [...], \"query\": q}; cgram: {\"tokens\": [...], \"query\": [q1, ..., q_(c-1)]} "
+        "(c = len(query) + 1); count: {\"tokens\": [...], \"query\": q, \"threshold\": t}.",
+    )
+    p.add_argument("task", choices=sorted(runners), metavar="TASK", help=f"one of {', '.join(sorted(runners))}")
+    p.add_argument("--model", required=True, choices=models, help=f"one of {', '.join(models)}")
+    p.add_argument("--n", type=int, default=None, help="build the model for this n (default: the largest number in each instance)")
+    p.add_argument("--p", type=int, default=None, help="precision (default: the smallest the construction accepts)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--input", metavar="FILE.jsonl", help="one JSON instance per line ('-' for stdin)")
+    src.add_argument("--instance", metavar="JSON", help="one instance as a JSON object")
+    p.add_argument("--json", action="store_true", help="one JSON object per instance on stdout")
+    p.add_argument("--evaluator", choices=("fast", "reference"), default="fast",
+                   help="fast (default; same bits) or reference (slow, obviously exact)")
+    seen: set[int] = set()
+    for runner in runners.values():  # task-specific options (IsTree's --edges); each added once
+        if id(type(runner)) not in seen:
+            seen.add(id(type(runner)))
+            runner.add_arguments(p)
+    p.set_defaults(handler=cmd_run)
+
+
+def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any]]:
+    """(1-based index, JSON object or parse error) for every instance given."""
+    from_args = runner.instances_from_args(args)
+    if from_args is not None:
+        yield from enumerate(from_args, 1)
+        return
+    if args.instance is not None:
+        try:
+            yield 1, json.loads(args.instance)
+        except json.JSONDecodeError as exc:
+            yield 1, InputError(f"--instance is not valid JSON: {exc}")
+        return
+    if args.input is None:
+        raise InputError("give the instances with --input FILE.jsonl or --instance JSON")
+    if args.input == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        path = Path(args.input)
+        if not path.is_file():
+            raise InputError(f"input file {args.input} does not exist")
+        lines = path.read_text(encoding="utf-8").splitlines()
+    k = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        k += 1
+        try:
+            yield k, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield k, InputError(f"line is not valid JSON: {exc}")
+
+
+def _human(out: dict) -> str:
+    parts = [f"answer: {out['answer']}", f"n={out['n']}", f"p={out['p']}", "generated: " + " ".join(out["generated"])]
+    for r in out.get("retrievals", []):
+        parts.append(f"retrieval: {r['pattern']!r} -> {r['result']!r}")
+    return "  ".join(parts)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .retrieval_runners import ModelCache, make_evaluator
+
+    runners = load_runners()
+    runner = runners[args.task]
+    if args.model not in runner.models:
+        raise InputError(f"task {args.task} has no model {args.model!r}; choose one of {', '.join(runner.models)}")
+    if args.n is not None and args.n < 1:
+        raise InputError(f"--n must be a positive integer, got {args.n}")
+    evaluator = make_evaluator(args.evaluator)
+    cache = ModelCache()
+    failures = 0
+    with RegexOracle() as oracle:
+        for k, data in _raw_instances(args, runner):
+            try:
+                if isinstance(data, Exception):
+                    raise data
+                instance = runner.parse(data, args.n)
+                out = runner.run(instance, args.model, args.n, args.p, evaluator, cache, oracle)
+            except ProofsCheckError as exc:
+                failures += 1
+                message = " ".join(str(exc).split())
+                print(f"error: instance {k}: {message}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps({"instance": k, "error": message}), flush=True)
+                continue
+            print(json.dumps(out) if args.json else _human(out), flush=True)
+    return 2 if failures else 0
