@@ -28,7 +28,7 @@ from typing import Iterable, Literal, Mapping, Union
 import numpy as np
 
 from .errors import WeightError
-from .layout import POS, Layout
+from .layout import Layout
 from .model import AttentionHead, FeedForward, LinearRNNLayer, Model, TransformerLayer, zeros
 from .numerics import Precision, div_round, to_fraction
 from .vocab import Token, Vocabulary

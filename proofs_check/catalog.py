@@ -9,7 +9,7 @@ random small model (it computes nothing in particular) so that inspection works 
 """
 from __future__ import annotations
 
-import importlib
+from proofs_check.plugins import import_modules
 import inspect
 import random
 from fractions import Fraction
@@ -150,16 +150,10 @@ DEMO: dict[str, Builder] = {"random-transformer": random_model}
 def catalog() -> dict[str, Builder]:
     """Every named builder: the demo entry, then each module's CATALOG in module order."""
     entries: dict[str, Builder] = dict(DEMO)
-    for module_name in CATALOG_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+    for module in import_modules(CATALOG_MODULES):
         for name, builder in getattr(module, "CATALOG", {}).items():
             if name in entries:
-                raise RuntimeError(f"catalog name {name!r} is registered twice (again by {module_name})")
+                raise RuntimeError(f"catalog name {name!r} is registered twice (again by {module.__name__})")
             entries[name] = builder
     return entries
 

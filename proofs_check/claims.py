@@ -16,7 +16,7 @@ table in ``notes/claims.md``::
 from __future__ import annotations
 
 import argparse
-import importlib
+from proofs_check.plugins import import_modules
 import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -113,7 +113,6 @@ def retrieval_rows(sizes: Sequence[int] = SIZES, c: int = 3) -> list[ClaimRow]:
 
 ROW_SOURCES: tuple[str, ...] = (
     "proofs_check.claims:retrieval_rows",
-    "proofs_check.istree_claims:istree_rows",  # added by the IsTree constructions, when written
 )
 
 
@@ -121,12 +120,7 @@ def claims_rows(sizes: Sequence[int] = SIZES) -> list[ClaimRow]:
     rows: list[ClaimRow] = []
     for spec in ROW_SOURCES:
         mod_name, fn_name = spec.split(":")
-        try:
-            module = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod_name:
-                continue
-            raise
+        (module,) = import_modules([mod_name])
         rows.extend(getattr(module, fn_name)(sizes))
     return rows
 

@@ -20,7 +20,7 @@ and sets ``handler=fn`` (``fn(args) -> int``) with ``set_defaults``, and list it
 from __future__ import annotations
 
 import argparse
-import importlib
+from proofs_check.plugins import import_modules
 import json
 import sys
 import time
@@ -207,12 +207,8 @@ def load_model_arg(args: argparse.Namespace):
             )
         if path.is_dir():
             raise ProofsCheckError(f"{args.model} is a directory, not a model file")
-        try:
-            from constructions.modelfile import load_model
-        except ModuleNotFoundError as exc:
-            if exc.name != "constructions.modelfile":
-                raise
-            raise ProofsCheckError("reading model files needs constructions.modelfile, which this build lacks") from None
+        from constructions.modelfile import load_model
+
         try:
             return load_model(path), str(path)
         except OSError as exc:
@@ -278,12 +274,8 @@ def make_evaluator(kind: str, arith):
         from constructions.evaluate_reference import ReferenceEvaluator
 
         return ReferenceEvaluator(arith)
-    try:
-        from constructions.evaluate_fast import FastEvaluator
-    except ModuleNotFoundError as exc:
-        if exc.name != "constructions.evaluate_fast":
-            raise
-        raise ProofsCheckError("the fast evaluator is not available in this build; use --evaluator reference") from None
+    from constructions.evaluate_fast import FastEvaluator
+
     return FastEvaluator(arith)
 
 
@@ -358,13 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for add in BUILTIN:
         add(sub)
-    for module_name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+    for module in import_modules(SUBCOMMAND_MODULES):
         module.add_parser(sub)
     return parser
 
@@ -383,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

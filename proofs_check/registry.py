@@ -12,13 +12,14 @@ cases tried and carries Hypothesis' falsifying example in its detail.
 """
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from .plugins import import_modules
 
 CHECK_MODULES: tuple[str, ...] = (
     "proofs_check.checks.foundation",
@@ -129,15 +130,9 @@ def combine(outcomes: list[CheckOutcome]) -> CheckOutcome:
 
 
 def all_checks() -> list[Check]:
-    """Every registered check, in module order; modules not written yet are skipped."""
+    """Every registered check, in module order."""
     checks: list[Check] = []
-    for name in CHECK_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in import_modules(CHECK_MODULES):
         checks.extend(module.CHECKS)
     ids = [c.id for c in checks]
     dupes = {i for i in ids if ids.count(i) > 1}

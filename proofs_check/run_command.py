@@ -20,7 +20,7 @@ with ``--json``); the other instances still run, and the exit status is then 2.
 from __future__ import annotations
 
 import argparse
-import importlib
+from proofs_check.plugins import import_modules
 import json
 import sys
 from pathlib import Path
@@ -37,13 +37,7 @@ RUNNER_MODULES: tuple[str, ...] = (
 
 def load_runners() -> dict[str, Any]:
     runners: dict[str, Any] = {}
-    for name in RUNNER_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in import_modules(RUNNER_MODULES):
         for task, runner in module.RUNNERS.items():
             if task in runners:
                 raise RuntimeError(f"task {task!r} is provided by two runner modules")

@@ -1,0 +1,4 @@
+from proofs_check.cli import main
+import sys
+
+sys.exit(main())

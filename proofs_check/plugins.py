@@ -1,0 +1,16 @@
+"""Import the modules named in the project's explicit extension lists.
+
+The registry (checks), the catalog (named models), the CLI (subcommands), the `run` command
+(task runners) and the claims table (row sources) each keep a tuple of module names instead of
+import-time registration.  Every listed module is part of the package, so a missing one is a
+bug and raises, rather than silently shrinking what `verify` or `list` report.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Iterable
+
+
+def import_modules(names: Iterable[str]) -> list[ModuleType]:
+    return [importlib.import_module(name) for name in names]
