@@ -26,7 +26,13 @@ where its int64 carries could not hold the values.
 
 Softmax
 -------
-Each column is ``softmax(scores / sqrt(d))`` rounded to R_p, bit-equal to
+Under ``round_once`` with F <= 45 (p <= 91) a head first works from float64 scores: K and Q
+(exact R_p values) are converted to float64 and ``K^T Q`` is one float64 GEMM with a rigorous
+error bound ``delta = 1.03 (kdim + 2L) u |K|^T |Q|`` (see :func:`_float_scores_softmax`); a
+query column whose scores are all surely inside the range of R_p and whose rounded softmax
+certifies from the float scores (the shift by the float column maximum is exact for softmax)
+is done; only the other columns get the exact scores (range check, overflow Location,
+saturation) and the path below.  Exact path: each column is ``softmax(scores / sqrt(d))`` rounded to R_p, bit-equal to
 :func:`numerics.softmax_column`: the exact column maximum and the exact gaps
 ``g_j = s_max - s_j`` are computed on the digits; a column of equal scores is the exact
 ``div_round(2^F, m)``; otherwise 2^F softmax_j is approximated in float64 with a rigorous
@@ -64,6 +70,7 @@ _MAX_LIMBS = 200  # raw limb sums stay below 2^53 * 200 < 2^62 (int64 carries)
 _MIN_LIMB_BITS = 8
 _U = 2.0**-53  # unit roundoff of float64
 _FLOAT_SOFTMAX_MAX_F = 330  # 2^F, 2^(3F+2) and 2^(-2F) stay normal float64 numbers
+_FLOAT_SCORES_MAX_F = 45  # float64 scores can certify roundings of 2^F softmax only for small F
 
 
 # =============================================================================================
@@ -309,43 +316,36 @@ class _Checker:
     def record(
         self,
         over: torch.Tensor,
-        order: str,
         loc: Callable[[int, int], Location],
         value: Callable[[int, int, int], Fraction],
         seq_base: int = 0,
-        counts: torch.Tensor | None = None,
     ) -> None:
-        """``over``: (n_seq, rows, positions) bool. ``order``: "pos" (for position, for row) or
-        "row" (for row, for position). ``loc(row, position_index)``; ``value(seq, row, pos)``."""
+        """``over``: (n_seq, rows, positions) bool, in the reference's order of every operator:
+        position by position, and within a position row by row.  ``loc(row, position_index)``;
+        ``value(seq, row, pos)``.  Each clipped entry is listed once."""
         if not bool(over.any()):
             return
         idx = torch.nonzero(over).cpu().tolist()
         per_seq: dict[int, list[tuple[int, int]]] = {}
         for s, r, c in idx:
             per_seq.setdefault(s + seq_base, []).append((r, c))
-        reps = counts.cpu() if counts is not None else None
         for s, entries in per_seq.items():
-            key = (lambda rc: (rc[1], rc[0])) if order == "pos" else (lambda rc: rc)
-            entries.sort(key=key)
+            entries.sort(key=lambda rc: (rc[1], rc[0]))
             if self.arith.overflow == "raise":
                 if self.errors[s] is None:
                     r, c = entries[0]
                     self.errors[s] = PrecisionOverflow(self.prec.p, value(s, r, c), loc(r, c))
             else:
-                for r, c in entries:
-                    n = int(reps[s - seq_base, r, c]) if reps is not None else 1
-                    self.saturations[s].extend([str(loc(r, c))] * n)
+                self.saturations[s].extend(str(loc(r, c)) for r, c in entries)
 
     def fail(self, s: int, err: ProofsCheckError) -> None:
         if self.errors[s] is None:
             self.errors[s] = err
 
-    def raise_first(self, final: ProofsCheckError | None = None) -> None:
+    def raise_first(self) -> None:
         for err in self.errors:
             if err is not None:
                 raise err
-            if final is not None:
-                raise final
 
 
 # =============================================================================================
@@ -387,8 +387,8 @@ class _Prepared:
     limbs: Limbs
     L: int  # limbs of an R_p value
     layers: list[_PLayer]
-    U: torch.Tensor | None  # None: tied W_E raised an overflow (kept in unembed_error)
-    unembed_error: ProofsCheckError | None
+    U: torch.Tensor  # output matrix; tied W_E rows out of range are clipped (see unembed_over)
+    unembed_over: list[tuple[str, Fraction]]  # tied W_E: (token, value) of each out-of-range row
     names: tuple[str, ...]
     token_names: list[str]
     device: torch.device
@@ -420,7 +420,6 @@ class _Engine:
         L_out: int,
         layout: Callable[[torch.Tensor], torch.Tensor],
         valid: torch.Tensor,
-        order: str,
         loc: Callable[[int, int], Location],
         denom_bits: int,
         seq_base: int = 0,
@@ -451,7 +450,7 @@ class _Engine:
                     v = div_round(v, 1 << shift, self.arith.tie) if shift else v
                     return Fraction(v, 1 << denom_bits)
 
-                self._record(over, over3, valid, layout, order, loc, value_w, seq_base, pcount, pvalue)
+                self._record(over3, valid, layout, loc, value_w, seq_base, pcount, pvalue)
                 q = torch.where(over, torch.where(q < 0, -bound, bound), q)
             neg = q < 0
             return _signed(neg, _split_small(q.abs(), self.b, L_out))
@@ -469,24 +468,23 @@ class _Engine:
                     q = (q << b) + int(layout(mag[k])[s - seq_base, r, c])
                 return Fraction(-q if bool(layout(neg)[s - seq_base, r, c]) else q, 1 << denom_bits)
 
-            self._record(over, over3, valid, layout, order, loc, value, seq_base, pcount, pvalue)
+            self._record(over3, valid, layout, loc, value, seq_base, pcount, pvalue)
             sat = _const_digits(bound, self.b, mag.shape[0], mag)
             mag = torch.where(over.unsqueeze(0), sat, mag)
         return _signed(neg, _trim(mag, L_out))
 
-    def _record(self, over, over3, valid, layout, order, loc, value, seq_base, pcount, pvalue):
+    def _record(self, over3, valid, layout, loc, value, seq_base, pcount, pvalue):
         if pcount is None:
-            self.chk.record(over3, order, loc, value, seq_base)
+            self.chk.record(over3, loc, value, seq_base)
             return
         pc3 = layout(pcount) * valid
-        counts = pc3 + over3.to(pc3.dtype)
 
         def first_value(s: int, r: int, c: int) -> Fraction:
             if int(pc3[s - seq_base, r, c]) > 0:
                 return pvalue(s - seq_base, r, c)
             return value(s, r, c)
 
-        self.chk.record(counts > 0, order, loc, first_value, seq_base, counts)
+        self.chk.record((pc3 > 0) | over3, loc, first_value, seq_base)
 
     # ---- affine maps --------------------------------------------------------------------------
     def affine(self, W: torch.Tensor, X: torch.Tensor, bias: torch.Tensor | None):
@@ -598,7 +596,7 @@ class _Engine:
         return X, lens
 
     def input_matrix(self, X: np.ndarray, t0: int = 0) -> torch.Tensor:
-        """forward_residual's input: range-checked in the reference's (dim, position) order."""
+        """forward_residual's input: range-checked position by position, as in the reference."""
         d, l = X.shape
         vals = np.asarray(X, dtype=object)
         big = np.vectorize(lambda v: abs(int(v)) > self.M, otypes=[bool])(vals) if vals.size else np.zeros((d, l), bool)
@@ -606,7 +604,7 @@ class _Engine:
             names = self.P.names
             over = torch.from_numpy(big).reshape(1, d, l)
             self.chk.record(
-                over, "row",
+                over,
                 lambda r, c: Location(sublayer="input", position=c + 1, dim=names[r]),
                 lambda s, r, c: Fraction(int(vals[r, c]), self.P.prec.scale),
             )
@@ -629,7 +627,7 @@ class _Engine:
         names = self.P.names
         R = _add_raw(A, B)
         return self.finish(
-            R, 0, self.M, self.P.L, lay, valid, "row",
+            R, 0, self.M, self.P.L, lay, valid,
             lambda r, c: Location(li, sub, None, t0 + c + 1, names[r]), self.F,
         )
 
@@ -638,7 +636,7 @@ class _Engine:
         lmax = valid.shape[-1]
         pv = self.product_value([(W, X, lambda s, c: s * lmax + c)]) if pc is not None else None
         return self.finish(
-            R, self.affine_shift, self.M, self.P.L, lay, valid, "pos",
+            R, self.affine_shift, self.M, self.P.L, lay, valid,
             lambda r, c: Location(li, sub, head, t0 + c + 1, rows[r] if rows else str(r)), self.F,
             pcount=pc, pvalue=pv,
         )
@@ -650,7 +648,7 @@ class _Engine:
         relu = torch.where((H1 < 0).any(0, keepdim=True), torch.zeros_like(H1), H1)
         R = _elementwise_product(relu, H2)
         G = self.finish(
-            R, self.F, self.M, self.P.L, lay, valid, "row",
+            R, self.F, self.M, self.P.L, lay, valid,
             lambda r, c: Location(li, "ffn.product", None, t0 + c + 1, hidden[r] if hidden else str(r)), self.F,
         )
         return self.checked_affine(ffn.W3, G, ffn.b3, li, "ffn.W3", None, list(self.P.names), lay, valid, t0)
@@ -679,7 +677,7 @@ class _Engine:
                 )
             h = self.finish(
                 R, self.affine_shift, self.M, self.P.L,
-                lambda x: x.permute(1, 0).unsqueeze(-1), valid, "pos",
+                lambda x: x.permute(1, 0).unsqueeze(-1), valid,
                 lambda r, c, t=t: Location(li, "linear_unit", None, t0 + t + 1, names[r]), self.F,
                 pcount=pc, pvalue=pv,
             )
@@ -726,28 +724,44 @@ class _Engine:
         qpos = (t0 + torch.arange(n, device=self.dev)).reshape(1, n)
         causal = keypos <= qpos  # (T, n): key j is seen by query k iff j <= k (mask C)
         Kt = K.permute(0, 2, 1)  # (L, T, kdim)
-        pc = pv = None
-        if self.arith.matmul == "round_once":
-            R = _gemm(Kt, Q)  # exact scores, not rounded
-        else:
-            R, pc = self.round_products(Kt, Q)
-            R = _shift_left_raw(R, F, b)
-            pv = self.product_value([(Kt, Q, lambda s, c: c)])
+        d_model = self.P.model.d
+        L_P = Limbs(b).count(F + 2)
+        P = torch.zeros((L_P + 1, T, n), dtype=torch.int64, device=self.dev)
+        exact_cols = torch.arange(n, device=self.dev)
 
         def lay(x: torch.Tensor) -> torch.Tensor:
             return x.unsqueeze(0)
 
-        S = self.finish(
-            R, 0, self.M << F, Limbs(b).count(3 * F + 2), lay, causal.unsqueeze(0), "pos",
-            lambda r, c: Location(li, "attention.scores", hi, t0 + c + 1, f"key position {r + 1}"),
-            2 * F, seq_base=s, pcount=pc, pvalue=pv,
-        )
-        P = self.softmax(S, causal, self.P.model.d)
+        if self.arith.matmul == "round_once" and F <= _FLOAT_SCORES_MAX_F:
+            # float64 scores with a rigorous error bound: columns whose every score is surely in
+            # range and whose softmax rounding certifies never need the exact scores
+            ok, vals = _float_scores_softmax(K, Q, causal, d_model, F, b, self.M)
+            if bool(ok.all()):
+                P = _split_small(vals, b, L_P + 1)
+            elif bool(ok.any()):
+                P[:, :, ok] = _split_small(vals[:, ok], b, L_P + 1)
+            exact_cols = torch.nonzero(~ok).flatten()
+        if exact_cols.numel():
+            cols = exact_cols.tolist()
+            Qc, cz = Q[:, :, exact_cols], causal[:, exact_cols]
+            pc = pv = None
+            if self.arith.matmul == "round_once":
+                R = _gemm(Kt, Qc)  # exact scores, not rounded
+            else:
+                R, pc = self.round_products(Kt, Qc)
+                R = _shift_left_raw(R, F, b)
+                pv = self.product_value([(Kt, Qc, lambda s, c: c)])
+            S = self.finish(
+                R, 0, self.M << F, Limbs(b).count(3 * F + 2), lay, cz.unsqueeze(0),
+                lambda r, c: Location(li, "attention.scores", hi, t0 + cols[c] + 1, f"key position {r + 1}"),
+                2 * F, seq_base=s, pcount=pc, pvalue=pv,
+            )
+            P[:, :, exact_cols] = self.softmax(S, cz, d_model)
         Rv, pc = self.affine(V, P, None)
         pv = self.product_value([(V, P, lambda s, c: c)]) if pc is not None else None
         ones = torch.ones((1, 1, n), dtype=torch.bool, device=self.dev)
         return self.finish(
-            Rv, self.affine_shift, self.M, self.P.L, lay, ones, "pos",
+            Rv, self.affine_shift, self.M, self.P.L, lay, ones,
             lambda r, c: Location(li, "attention", hi, t0 + c + 1, names[r]), F, seq_base=s,
             pcount=pc, pvalue=pv,
         )
@@ -960,6 +974,80 @@ def _float_softmax(gmag, is_max, causal, d, F, b):
     return col_ok, torch.where(causal, k_v, torch.zeros_like(k_v)), k_c.unsqueeze(0).expand_as(k_v), use_c
 
 
+def _signed_to_float(D: torch.Tensor, b: int, exp2: int) -> torch.Tensor:
+    """float64 of 2^exp2 sum_k D[k] 2^(bk) for signed digits of one sign per entry (so the terms
+    never cancel): relative error <= (L - 1) u, every term exact (|D[k]| < 2^b, b <= 24)."""
+    out = torch.zeros(D.shape[1:], dtype=torch.float64, device=D.device)
+    for k in range(D.shape[0] - 1, -1, -1):
+        out = out + D[k].to(torch.float64) * (2.0 ** (b * k + exp2))
+    return out
+
+
+def _float_scores_softmax(K, Q, causal, d, F, b, M):
+    """Certified ROUND(2^F softmax(K^T Q / sqrt(d))) per query column from float64 scores.
+
+    K (L, kdim, T), Q (L, kdim, n): R_p values as signed digits; causal (T, n).  Returns
+    (column certified?, (T, n) int64 values, zero where masked).  A column is certified when
+    every score is surely within the range of R_p and every entry's error interval lies inside
+    one rounding cell; the others need the exact scores.  Error budget (u = 2^-53):
+      * Kf, Qf: the reals K 2^-F, Q 2^-F with relative error <= (L - 1) u (same-sign terms);
+      * Sf = fl(Kf^T Qf): |Sf - s| <= delta := 1.03 (kdim + 2L) u (|Kf|^T |Qf|) (any GEMM
+        summation order: gamma_kdim, plus the input errors, plus the rounding of |Kf|^T |Qf|);
+      * range: |Sf| + delta < (M / 2^F)(1 - 4u) proves |s| <= M 2^-F (the check of the scores);
+      * y~ = fl(fl(Sf - Sf_max) * fl(1 / sqrt(d))) approximates y = (s - Sf_max) / sqrt(d), a
+        shift by the constant Sf_max, which softmax ignores: |y~ - y| <= a := 1.01 (delta /
+        sqrt(d) + 4u |y~|);
+      * e = exp(y~) (4 ulp budget): relative error vs exp(y) <= eps := 1.01 a + 8u for a <= 1e-7
+        (columns with a larger a are left to the exact path);
+      * S = sum e (m - 1 roundings of non-negative terms): |S~ - S| <= 1.01 (sum e eps + (m - 1) u S~);
+      * v = 2^F e / S, complement 2^F sum_(i != i0) e_i / S for one entry i0 (the float argmax),
+        certified as in :func:`_float_softmax`.
+    """
+    L, kdim = K.shape[0], K.shape[1]
+    T, n = causal.shape
+    Kf = _signed_to_float(K, b, -F).T  # (T, kdim)
+    Qf = _signed_to_float(Q, b, -F)  # (kdim, n)
+    Sf = Kf @ Qf
+    delta = (Kf.abs() @ Qf.abs()) * (1.03 * (kdim + 2 * L) * _U)
+    bound = float(M) * 2.0**-F * (1 - 4 * _U)
+    in_range = ((Sf.abs() + delta) < bound) | ~causal
+    neg_inf = torch.full_like(Sf, -math.inf)
+    Sm = torch.where(causal, Sf, neg_inf)
+    smax, i0 = Sm.max(0)
+    c = 1.0 / math.sqrt(d)
+    y = torch.where(causal, (Sf - smax) * c, neg_inf)
+    a = torch.where(causal, 1.01 * (delta * c + 4 * _U * y.abs()), torch.zeros_like(Sf))
+    small_a = (a <= 1e-7).all(0)
+    e = torch.exp(y)  # 0 where masked
+    eps = 1.01 * a + 8 * _U
+    m = causal.sum(0).to(torch.float64)
+    S = e.sum(0)
+    rel_S = 1.01 * ((e * eps).sum(0) / S + (m - 1) * _U)
+    scale = 2.0**F
+    tiny = 2.0 ** (F - 1070)
+    v = scale * e / S
+    rel_v = 1.02 * (eps + rel_S + _U)
+    ok_v, vals = _certify(v, v * rel_v * (1 + 1e-9) + tiny, rel_v)  # 0 where masked (v = 0)
+    ok_v = ok_v | ~causal
+    cols_ok = ok_v.all(0)
+    if not bool(cols_ok.all()):
+        # complement for i0 (entries near 2^F): 2^F - 2^F sum_(i != i0) e_i / S
+        ar = torch.arange(n, device=K.device)
+        others = e.clone()
+        others[i0, ar] = 0.0
+        T_ = others.sum(0)  # summed directly: m - 2 roundings of non-negative terms
+        rel_T = 1.01 * ((others * eps).sum(0) / torch.where(T_ > 0, T_, torch.ones_like(T_)) + (m - 2).clamp(min=0) * _U)
+        cv = scale * T_ / S
+        rel_c = 1.02 * (rel_T + rel_S + _U)
+        ok_c, k_c = _certify(cv, cv * rel_c * (1 + 1e-9) + tiny, rel_c)
+        use = ok_c & ~ok_v[i0, ar]
+        vals[i0[use], ar[use]] = (1 << F) - k_c[use]
+        ok_v[i0[use], ar[use]] = True
+        cols_ok = ok_v.all(0)
+    ok = cols_ok & in_range.all(0) & small_a
+    return ok, vals
+
+
 def _certify(v: torch.Tensor, E: torch.Tensor, rel: torch.Tensor):
     k = torch.round(v)
     dist = (v - k).abs()
@@ -1026,13 +1114,15 @@ def _prepare(model: Model, arith: Arithmetic, seq_len: int, device: torch.device
             layers.append(_PLayer("transformer", ffn(layer.ffn), heads))
         else:
             layers.append(_PLayer("linear_rnn", ffn(layer.ffn), A=dig(layer.A), B=dig(layer.B)))
-    U, err = None, None
-    try:
-        U = dig(model.unembed if model.unembed is not None else tied_unembed(model))
-    except PrecisionOverflow as exc:  # raised by the reference only after the layers ran
-        err = exc
+    over: list[tuple[str, Fraction]] = []
+    if model.unembed is not None:
+        U = dig(model.unembed)
+    else:  # checked (raise / saturate) per sequence at its last position, in _readout
+        U = dig(tied_unembed(model, _Run(model, Arithmetic(arith.tie, arith.matmul, "saturate"))))
+        over = [(str(t), Fraction(t)) for t in model.vocab.all_tokens()
+                if isinstance(t, int) and abs(t * prec.scale) > prec.max_scaled]
     return _Prepared(
-        model, prec, limbs, L, layers, U, err, tuple(model.layout.names),
+        model, prec, limbs, L, layers, U, over, tuple(model.layout.names),
         [str(t) for t in model.vocab.all_tokens()], device,
     )
 
@@ -1073,12 +1163,19 @@ def _readout(eng: _Engine, last: torch.Tensor, positions: list[int]) -> np.ndarr
     U = eng.P.U
     cols = []
     for s, pos in enumerate(positions):
+        for i, (tok, value) in enumerate(eng.P.unembed_over):  # tied W_E rows out of R_p
+            where = Location(sublayer="output embedding W_E", position=pos, dim=tok)
+            if eng.arith.overflow == "raise":
+                if i == 0:
+                    eng.chk.fail(s, PrecisionOverflow(eng.P.prec.p, value, where))
+            else:
+                eng.chk.saturations[s].append(str(where))
         x = last[:, :, s : s + 1]
         R, pc = eng.affine(U, x, None)
         pv = eng.product_value([(U, x, lambda s_, c: 0)]) if pc is not None else None
         ones = torch.ones((1, 1, 1), dtype=torch.bool, device=eng.dev)
         cols.append(eng.finish(
-            R, eng.affine_shift, eng.M, eng.P.L, lambda t: t.unsqueeze(0), ones, "pos",
+            R, eng.affine_shift, eng.M, eng.P.L, lambda t: t.unsqueeze(0), ones,
             lambda r, c, pos=pos: Location(None, "output logits", None, pos, names[r]), eng.F,
             seq_base=s, pcount=pc, pvalue=pv,
         ))
@@ -1168,8 +1265,6 @@ class FastEvaluator:
             full = _digits_to_ints(X, eng.b)
             traced = [(name, _digits_to_ints(T, eng.b)) for name, T in stages] if stages else []
             return [ForwardResult(full, [], None, list(chk.saturations[0]), traced)]
-        if prep.U is None:
-            chk.raise_first(prep.unembed_error)
         idx = torch.tensor([s * lmax + lens[s] - 1 for s in range(n_seq)], device=eng.dev)
         logits = _readout(eng, X[:, :, idx], list(lens))
         chk.raise_first()
@@ -1230,8 +1325,6 @@ class FastSession:
                 return ev.next_token(model, self.tokens)
             self._done = n
             self._last = X[:, :, -1:]
-        if prep.U is None:
-            raise prep.unembed_error
         chk = _Checker(1, prep.prec, ev.arith)
         eng = _Engine(prep, ev.arith, chk)
         logits = _readout(eng, self._last, [n])

@@ -14,13 +14,20 @@ It implements Definitions 3.1-3.6 and 5.5 with A.2's semantics and nothing else:
   :mod:`constructions.vocab`).  The output softmax is monotone, so argmax over its exact
   values is argmax over the logits.
 
+Range checks: every operator checks its entries position by position and, within a position,
+dimension by dimension (affine maps, residual sums, the ReGLU product, scores, logits, the input
+of forward_residual), so the first overflow raised is the first in that order.  In saturate mode
+an entry clipped at all (a rounded product under round_products, its sum, or both) is listed
+once in ``saturations``.  The tied W_E is checked at readout with the run's arithmetic and the
+last position (a vocabulary number beyond the integers of R_p overflows there).
+
 It knows nothing about tasks or constructions.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -49,16 +56,20 @@ class _Run:
         self.arith = arith
         self.saturations: list[str] = []
 
-    def check(self, q: int, where: Location) -> int:
+    def check(self, q: int, where: Location, clipped: bool = False) -> int:
+        """Range-check one entry; ``clipped``: a rounded product of this entry was already clipped
+        (saturate mode), so the entry is listed once in ``saturations`` whatever else clips."""
         out = self.prec.check(q, where, self.arith)
-        if out != q:
+        if out != q or clipped:
             self.saturations.append(str(where))
         return out
 
-    def check_fine(self, s: int, where: Location) -> int:
-        """Range-check (not round) a value held on the 2^-2F grid."""
+    def check_fine(self, s: int, where: Location, clipped: bool = False) -> int:
+        """Range-check (not round) a value held on the 2^-2F grid (``clipped`` as in check)."""
         bound = self.prec.max_scaled * self.prec.scale
         if -bound <= s <= bound:
+            if clipped:
+                self.saturations.append(str(where))
             return s
         if self.arith.overflow == "saturate":
             self.saturations.append(str(where))
@@ -69,9 +80,20 @@ class _Run:
         """Round a value held on the 2^-2F grid (a product of two R_p values) to R_p."""
         return self.check(div_round(q, self.prec.scale, self.arith.tie), where)
 
-    def product(self, a: int, b: int, where: Location) -> int:
-        """One scalar product rounded into R_p (and range-checked): the round_products reading."""
-        return self.round_fine(a * b, where)
+    def products(self, pairs: Iterable[tuple[int, int]], where: Location) -> tuple[int, bool]:
+        """The round_products reading of one entry: sum_j ROUND(a_j b_j), every scalar product
+        rounded into R_p and range-checked (raise mode: the first out-of-range product raises).
+        Returns (the exact sum of the rounded products, whether any product was clipped); the
+        caller range-checks the sum at the same Location and lists the entry once."""
+        prec, tie = self.prec, self.arith.tie
+        total, clipped = 0, False
+        for a, b in pairs:
+            q = div_round(a * b, prec.scale, tie)
+            if not -prec.max_scaled <= q <= prec.max_scaled:
+                q = prec.check(q, where, self.arith)  # raises unless saturate mode
+                clipped = True
+            total += q
+        return total, clipped
 
     def affine(
         self,
@@ -93,14 +115,15 @@ class _Run:
                     acc = sum(int(W[i, j]) * int(X[j, k]) for j in range(W.shape[1])) + bias * scale
                     out[i, k] = self.round_fine(acc, loc)
                 else:
-                    acc = sum(self.product(int(W[i, j]), int(X[j, k]), loc) for j in range(W.shape[1]))
-                    out[i, k] = self.check(acc + bias, loc)
+                    acc, clipped = self.products(((int(W[i, j]), int(X[j, k])) for j in range(W.shape[1])), loc)
+                    out[i, k] = self.check(acc + bias, loc, clipped)
         return out
 
     def add(self, A: np.ndarray, B: np.ndarray, where: Location, rows: Sequence[str]) -> np.ndarray:
+        """Exact sum of two R_p matrices, range-checked position by position (as affine maps)."""
         out = zeros(*A.shape)
-        for i in range(A.shape[0]):
-            for k in range(A.shape[1]):
+        for k in range(A.shape[1]):
+            for i in range(A.shape[0]):
                 out[i, k] = self.check(int(A[i, k]) + int(B[i, k]), Location(where.layer, where.sublayer, where.head, k + 1, rows[i]))
         return out
 
@@ -127,14 +150,20 @@ def embed(model: Model, tokens: Sequence[Token], run: _Run) -> np.ndarray:
     return X
 
 
-def tied_unembed(model: Model) -> np.ndarray:
-    """W_E of A.3 as a |V| x d matrix of scaled ints (row = the token's word embedding)."""
+def tied_unembed(model: Model, run: "_Run | None" = None, position: int | None = None) -> np.ndarray:
+    """W_E of A.3 as a |V| x d matrix of scaled ints (row = the token's word embedding).
+
+    A number token i whose value i is not in R_p overflows at
+    ``Location(sublayer="output embedding W_E", position=position, dim=str(i))``; with a ``run``
+    the check follows its arithmetic (raise, or saturate and list the location), without one it
+    raises.  The forward pass uses the last position (the column the logits are read from)."""
     prec = model.precision
     vocab = model.vocab
     W = zeros(len(vocab), model.d)
     for tid, tok in enumerate(vocab.all_tokens()):
         if isinstance(tok, int):
-            W[tid, 0] = prec.check(tok * prec.scale, Location(sublayer="output embedding W_E", dim=str(tok)))
+            where = Location(sublayer="output embedding W_E", position=position, dim=str(tok))
+            W[tid, 0] = run.check(tok * prec.scale, where) if run is not None else prec.check(tok * prec.scale, where)
         else:
             W[tid, 1 + vocab.special_rank(tok)] = prec.scale
     return W
@@ -154,13 +183,15 @@ def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run) -> np.
         for k in range(l):
             scores = []
             for j in range(k + 1):  # causal mask C: position j attends only to j <= k
+                loc = Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}")
+                clipped = False
                 if run.arith.matmul == "round_once":
                     s = sum(int(K[i, j]) * int(Q[i, k]) for i in range(K.shape[0]))
                 else:
-                    loc = Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}")
-                    s = run.prec.scale * sum(run.product(int(K[i, j]), int(Q[i, k]), loc) for i in range(K.shape[0]))
+                    s, clipped = run.products(((int(K[i, j]), int(Q[i, k])) for i in range(K.shape[0])), loc)
+                    s *= run.prec.scale
                 # the exact score must be a number a p-bit machine can hold
-                s = run.check_fine(s, Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}"))
+                s = run.check_fine(s, loc, clipped)
                 scores.append(s)
             for j, q in enumerate(softmax_column(scores, 2 * F, d, run.prec, run.arith.tie)):
                 P[j, k] = q
@@ -182,9 +213,9 @@ def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run) -> np.
                 acc = sum(int(layer.A[i, j]) * prev[j] for j in range(d)) + sum(int(layer.B[i, j]) * int(X[j, t]) for j in range(d))
                 H[i, t] = run.round_fine(acc, loc)
             else:
-                acc = sum(run.product(int(layer.A[i, j]), prev[j], loc) for j in range(d))
-                acc += sum(run.product(int(layer.B[i, j]), int(X[j, t]), loc) for j in range(d))
-                H[i, t] = run.check(acc, loc)
+                pairs = [(int(layer.A[i, j]), prev[j]) for j in range(d)] + [(int(layer.B[i, j]), int(X[j, t])) for j in range(d)]
+                acc, clipped = run.products(pairs, loc)
+                H[i, t] = run.check(acc, loc, clipped)
         prev = [int(v) for v in H[:, t]]
     return H
 
@@ -195,8 +226,8 @@ def feed_forward(ffn: FeedForward, Y: np.ndarray, li: int, run: _Run) -> np.ndar
     H1 = run.affine(ffn.W1, Y, ffn.b1, Location(li, "ffn.W1"), hidden)
     H2 = run.affine(ffn.W2, Y, ffn.b2, Location(li, "ffn.W2"), hidden)
     G = zeros(*H1.shape)
-    for i in range(H1.shape[0]):
-        for k in range(H1.shape[1]):
+    for k in range(H1.shape[1]):  # position-first, as every other operator
+        for i in range(H1.shape[0]):
             relu = max(int(H1[i, k]), 0)
             G[i, k] = run.round_fine(relu * int(H2[i, k]), Location(li, "ffn.product", None, k + 1, hidden[i] if hidden else str(i)))
     return run.affine(ffn.W3, G, ffn.b3, Location(li, "ffn.W3"), names)
@@ -221,7 +252,7 @@ def run_layers(model: Model, X: np.ndarray, run: _Run, stages: list | None) -> n
 
 def readout_logits(model: Model, X: np.ndarray, run: _Run) -> list[int]:
     """Logits R(U x_l) of the last position (U = tied W_E unless the model has unembed)."""
-    U = model.unembed if model.unembed is not None else tied_unembed(model)
+    U = model.unembed if model.unembed is not None else tied_unembed(model, run, X.shape[1])
     col = run.affine(
         U, X[:, -1:], None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()], X.shape[1]
     )
@@ -260,8 +291,9 @@ class ReferenceEvaluator:
         if X.shape[1] > model.max_len:
             raise TokenError(f"input of length {X.shape[1]} exceeds the model's max_len {model.max_len}")
         X = X.copy()
-        for idx in np.ndindex(*X.shape):
-            X[idx] = run.check(int(X[idx]), Location(sublayer="input", position=idx[1] + 1, dim=model.layout.names[idx[0]]))
+        for k in range(X.shape[1]):  # position-first, as every other operator
+            for i in range(X.shape[0]):
+                X[i, k] = run.check(int(X[i, k]), Location(sublayer="input", position=k + 1, dim=model.layout.names[i]))
         stages: list[tuple[str, np.ndarray]] = [("input", X)] if trace else []
         X = run_layers(model, X, run, stages if trace else None)
         if not readout:

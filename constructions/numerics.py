@@ -204,6 +204,17 @@ def _working_precision(bits: int) -> Iterator[None]:
         _flint_ctx.prec = old
 
 
+def far_gap_threshold(score_shift: int, d: int, F: int) -> int:
+    """The integer G such that a gap ``smax - s`` (integers, real gap / 2^score_shift) is *far*
+    iff gap > G: far means (F + 2) ln 2 < gap / sqrt(d), tested with a rational lower bound of
+    ln 2 (0.693147): (gap / 2^shift)^2 > (F+2)^2 (693147 / 10^6)^2 d, i.e. in integers
+    gap^2 > N := floor((F+2)^2 693147^2 d 2^(2 shift) / 10^12), i.e. gap > isqrt(N) (gap^2
+    is an integer, so gap^2 > x iff gap^2 > floor(x); and gap^2 > N iff gap > isqrt(N)).
+    Far entries are below 2^-(F+2) and round to 0 (see softmax_column)."""
+    rhs = (F + 2) ** 2 * 693147**2 * d << (2 * score_shift)
+    return math.isqrt(rhs // 10**12)
+
+
 def softmax_column(
     scores: Sequence[int], score_shift: int, d: int, prec: Precision, tie: TieRule = "even"
 ) -> list[int]:
@@ -228,15 +239,9 @@ def softmax_column(
         q = div_round(prec.scale, m, tie)
         return [q] * m
     F = prec.F
-    # entries certainly far below the maximum (checked in exact rational arithmetic with a
-    # rational lower bound of ln 2 * sqrt(d)) round to 0; they still count in the denominator.
-    # (F + 2) ln 2 < gap / sqrt(d)  <=  gap^2 > (F+2)^2 (ln 2)^2 d ; ln 2 > 0.693147
-    ln2_lo = Fraction(693147, 1000000)
-    bound_sq = (F + 2) ** 2 * ln2_lo**2 * d
-    far = []
-    for s in scores:
-        gap = Fraction(smax - s, 1 << score_shift)
-        far.append(gap > 0 and gap * gap > bound_sq)
+    # entries certainly far below the maximum round to 0; they still count in the denominator.
+    far_gap = far_gap_threshold(score_shift, d, F)
+    far = [smax - s > far_gap for s in scores]
     work = 2 * F + 64 + m.bit_length()
     while True:
         with _working_precision(work):
