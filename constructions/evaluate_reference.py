@@ -200,12 +200,12 @@ def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run) -> np.
     return total
 
 
-def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run) -> np.ndarray:
-    """h_t = A h_(t-1) + B X_t as one rounded affine operator per step, h_0 = 0."""
+def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run, h0: Sequence[int] | None = None) -> np.ndarray:
+    """h_t = A h_(t-1) + B X_t as one rounded affine operator per step, h_0 = 0 (or ``h0``)."""
     names = run.model.layout.names
     d, l = X.shape
     H = zeros(d, l)
-    prev = [0] * d
+    prev = [0] * d if h0 is None else [int(v) for v in h0]
     for t in range(l):
         for i in range(d):
             loc = Location(li, "linear_unit", None, t + 1, names[i])

@@ -461,3 +461,25 @@ def full_memory_model() -> RecurrentModel:
 
 def all_bit_strings(N: int) -> Iterator[tuple[int, ...]]:
     return itertools.product((0, 1), repeat=N)
+
+
+def linear_rnn_recurrent_model(model: "Model", arith: "Arithmetic | None" = None) -> RecurrentModel:
+    """One of our own linear-RNN models (Def 3.6) as a :class:`RecurrentModel`.
+
+    The state is the tuple of every layer's h_t, advanced by
+    :func:`constructions.recurrent_state.step` with the reference evaluator's exact
+    arithmetic; ``state_bits`` is Lambda x p (state dims that can be non-zero, times p).
+    The readout is the model's own next token from that state.
+    """
+    from constructions import recurrent_state
+    from constructions.numerics import Arithmetic
+
+    ar = arith or Arithmetic()
+    return RecurrentModel(
+        init=recurrent_state.initial_state(model),
+        step=lambda s, t: recurrent_state.step(model, s, t, ar),
+        encode=lambda s: s.memory_bytes(),
+        readout=lambda s: recurrent_state.next_token(model, s, ar),
+        state_bits=model.state_bits(),
+        name=str(model.meta.get("construction", model.meta.get("name", "linear RNN"))),
+    )

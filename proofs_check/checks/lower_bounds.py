@@ -22,6 +22,7 @@ from proofs_check.lower_bounds import (
     index_family,
     index_from_bits,
     istree_family,
+    linear_rnn_recurrent_model,
     truncated_state_model,
     two_party_run,
     xor_prefix,
@@ -60,9 +61,29 @@ def _run_b24(profile: Profile) -> CheckOutcome:
         assert model.encode(bob_state) == model.encode(model.run(fam.tokens(x, k))), \
             "Bob's continuation from Alice's message differs from running the whole input"
 
+    def own_rnn(N: int) -> None:
+        # Our own Thm 5.2 linear RNN for Index: its memory cannot hold x, so the finder meets two
+        # inputs with the same state and different answers; retrieval from the context (not
+        # the state) is what lets it answer both.
+        from constructions.decode import retrieval_augmented
+        from constructions.evaluate_fast import FastEvaluator
+        from constructions.retrieval_tasks import build_index_rag_rnn
+
+        model = build_index_rag_rnn(max(N, 2))
+        rnn = linear_rnn_recurrent_model(model)
+        pair = find_fooling_pair(rnn, index_family(N))
+        assert pair is not None, f"no fooling pair for the Thm 5.2 Index RNN at N={N}"
+        assert rnn.encode(rnn.run(pair.tokens_a)) == rnn.encode(rnn.run(pair.tokens_b)), pair.describe()
+        assert pair.answer_a != pair.answer_b, pair.describe()
+        ev = FastEvaluator()
+        for tokens, want in ((pair.tokens_a, pair.answer_a), (pair.tokens_b, pair.answer_b)):
+            got = retrieval_augmented(ev.session(model, tokens), model.vocab, 12, answers=lambda t: isinstance(t, int))
+            assert got.answer == want, f"{pair.describe()}\nwith retrieval the RNN answered {got.answer}"
+
     return combine([
         property_check(st.tuples(_bits_and_k(max_len), st.integers(2, 4)), reductions, profile),
         property_check(st.tuples(_bits_and_k(max_len), st.integers(1, 16)), two_party, profile),
+        property_check(st.integers(6, 10), own_rnn, profile, max_examples=min(profile.max_examples, 5)),
     ])
 
 
@@ -99,7 +120,9 @@ CHECKS = [
         "Theorem 4.6 lower-bound reductions (Lemma B.24)",
         "Index is a two-party game (Alice's state is the whole message); Index on x in {0,1}^N "
         "reduces to AR, c-gram retrieval and Counting with the answer preserved (App B.4, with the "
-        "value-offset and threshold fixes of notes/errata/tasks.md).",
+        "value-offset and threshold fixes of notes/errata/tasks.md); the fooling-pair finder meets "
+        "two Index inputs on which our own Thm 5.2 linear RNN has the same memory but that need "
+        "different answers, and the RNN answers both only through in-context retrieval.",
         _run_b24,
     ),
     Check(
