@@ -135,6 +135,17 @@ def ffn_block_model(
     computes X + g(X)), with the given dims allocated (for inspection and the checks).
 
     Refuses a p below max(block_p, embedding_precision(n, max_len)); max_len defaults to n."""
+    layer = LayerSpec("transformer", heads=[], ffn=spec, name=meta.get("block", ""))
+    return standalone_model("transformer", n, p, dims, [layer], max_len, meta, block_p=block_p, what=what)
+
+
+def standalone_model(
+    arch: str, n: int, p: int, dims: Sequence[str], layers: list[LayerSpec], max_len: int | None, meta: dict, *,
+    block_p: int = 3, what: str = "this block",
+) -> Model:
+    """A standalone model of the given layers with the given dims allocated (numbers 1..n).
+
+    Refuses a p below max(block_p, embedding_precision(n, max_len)); max_len defaults to n."""
     length = max_len if max_len is not None else max(n, 1)
     require_precision(p, model_precision(block_p, n, length), what)
     vocab = Vocabulary(n)
@@ -142,8 +153,7 @@ def ffn_block_model(
     for dim in dims:
         if dim not in lb:
             lb.alloc(dim)
-    layer = LayerSpec("transformer", heads=[], ffn=spec, name=meta.get("block", ""))
-    return assemble(arch="transformer", p=p, layout=lb.build(), vocab=vocab, layers=[layer], max_len=length, meta=meta)
+    return assemble(arch=arch, p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=length, meta=meta)
 
 
 # ---- Lemma B.1: multiplication ----------------------------------------------------------------

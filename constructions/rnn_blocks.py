@@ -25,15 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from .blocks import Coef, FFNSpec, LayerSpec, LinearUnitSpec, Unit, assemble
+from .blocks import Coef, FFNSpec, LayerSpec, LinearUnitSpec, Unit
 from .errors import InputError
-from .ffn_blocks import (
-    Value, check_dims, lookup_precision, lookup_spec, min_precision, model_precision, require_precision,
-)
-from .layout import POS, LayoutBuilder
+from .ffn_blocks import Value, check_dims, lookup_precision, lookup_spec, min_precision, standalone_model
+from .layout import POS
 from .model import Model
 from .numerics import to_fraction
-from .vocab import Vocabulary
 
 
 @dataclass
@@ -212,17 +209,8 @@ def rnn_block_model(
     n: int, p: int, dims: Sequence[str], layers: list[LayerSpec], max_len: int | None, meta: dict, *,
     block_p: int = 3, what: str = "this block",
 ) -> Model:
-    """A standalone ``linear_rnn`` model of the given layers with the given dims allocated.
-
-    Refuses a p below max(block_p, embedding_precision(n, max_len)); max_len defaults to n."""
-    length = max_len if max_len is not None else max(n, 1)
-    require_precision(p, model_precision(block_p, n, length), what)
-    vocab = Vocabulary(n)
-    lb = LayoutBuilder(vocab)
-    for dim in dims:
-        if dim not in lb:
-            lb.alloc(dim)
-    return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=length, meta=meta)
+    """A standalone ``linear_rnn`` model of the given layers with the given dims allocated."""
+    return standalone_model("linear_rnn", n, p, dims, layers, max_len, meta, block_p=block_p, what=what)
 
 
 def _sources(C: int) -> list[str]:

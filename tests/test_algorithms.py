@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import deque
 
 import pytest
+from graph_reference import bfs_is_tree
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,20 +32,6 @@ FIGURE3 = "2-6 1-5 3-5 4-6 2-3"
 # ---- independent references ---------------------------------------------------------------------
 
 
-def bfs_is_tree(n, edges):
-    """No union-find, no DFS: BFS from 1 over an adjacency list, plus the edge count."""
-    adj = {v: [] for v in range(1, n + 1)}
-    for u, v in edges:
-        adj[u].append(v)
-        adj[v].append(u)
-    seen, queue = {1}, deque([1])
-    while queue:
-        x = queue.popleft()
-        for y in adj[x]:
-            if y not in seen:
-                seen.add(y)
-                queue.append(y)
-    return len(edges) == n - 1 and len(seen) == n
 
 
 def recursive_euler_tour(n, edges, v=1, seen=None):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import deque
 
 import pytest
+from graph_reference import bfs_is_tree
 
 from constructions.errors import InputError
 from constructions.vocab import Vocabulary
@@ -14,18 +14,6 @@ from proofs_check.data import add_parser, write_istree_data
 from proofs_check.graphs import Graph
 
 
-def bfs_is_tree(n, edges):
-    adj = {v: [] for v in range(1, n + 1)}
-    for u, v in edges:
-        adj[u].append(v)
-        adj[v].append(u)
-    seen, queue = {1}, deque([1])
-    while queue:
-        for y in adj[queue.popleft()]:
-            if y not in seen:
-                seen.add(y)
-                queue.append(y)
-    return len(edges) == n - 1 and len(seen) == n
 
 
 def recursive_euler_tour(edges, v=1, seen=None):

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import itertools
-from collections import deque
 
 import pytest
+from graph_reference import bfs_is_tree
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,18 +40,6 @@ from proofs_check.registry import PROFILES
 from proofs_check.tasks import ARInstance
 
 
-def bfs_is_tree(n, edges):
-    adj = {v: [] for v in range(1, n + 1)}
-    for u, v in edges:
-        adj[u].append(v)
-        adj[v].append(u)
-    seen, queue = {1}, deque([1])
-    while queue:
-        for y in adj[queue.popleft()]:
-            if y not in seen:
-                seen.add(y)
-                queue.append(y)
-    return len(edges) == n - 1 and len(seen) == n
 
 
 def ar_by_scan(seq, q):
