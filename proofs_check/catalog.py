@@ -9,7 +9,6 @@ random small model (it computes nothing in particular) so that inspection works 
 """
 from __future__ import annotations
 
-from proofs_check.plugins import import_modules
 import inspect
 import random
 from fractions import Fraction
@@ -20,6 +19,7 @@ from constructions.layout import LayoutBuilder
 from constructions.model import AttentionHead, FeedForward, LinearRNNLayer, Model, TransformerLayer, zeros
 from constructions.numerics import Precision
 from constructions.vocab import Vocabulary
+from proofs_check.plugins import import_modules
 
 Builder = Callable[..., Model]
 

@@ -20,7 +20,6 @@ and sets ``handler=fn`` (``fn(args) -> int``) with ``set_defaults``, and list it
 from __future__ import annotations
 
 import argparse
-from proofs_check.plugins import import_modules
 import json
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from constructions.errors import ProofsCheckError
+from proofs_check.plugins import import_modules
 
 PROG = "proofs-check"
 

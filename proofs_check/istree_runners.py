@@ -26,7 +26,7 @@ from constructions.errors import InputError, ProofsCheckError
 from constructions.model import Model
 
 from .graphs import NO, YES, Graph
-from .retrieval_runners import ModelCache
+from .retrieval_runners import ModelCache, answer_record
 
 MODELS: tuple[str, ...] = ("transformer", "rag-rnn", "hybrid")
 ANSWERS = frozenset({YES, NO})
@@ -119,16 +119,7 @@ class IsTreeRunner:
             oracle: RegexOracle) -> dict:
         g = instance if n is None or n == instance.n else Graph.make(n, instance.edges)
         built, bound = build_model(model, g.n, p, cache)
-        result = decode_graph(model, built, g, bound, evaluator, oracle)
-        if result.answer is None:
-            raise InputError(f"the {model} model gave no answer within {len(result.generated)} tokens")
-        return {
-            "answer": result.answer,
-            "generated": [str(t) for t in result.generated],
-            "retrievals": [r.to_json() for r in result.retrievals],
-            "p": built.p,
-            "n": g.n,
-        }
+        return answer_record(decode_graph(model, built, g, bound, evaluator, oracle), model, built.p, g.n)
 
 
 RUNNERS: dict[str, IsTreeRunner] = {"istree": IsTreeRunner()}

@@ -21,6 +21,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from constructions.model import Model
+from constructions.numerics import Arithmetic
 from constructions.errors import InputError
 from constructions.vocab import Token, detokenize
 
@@ -463,7 +465,7 @@ def all_bit_strings(N: int) -> Iterator[tuple[int, ...]]:
     return itertools.product((0, 1), repeat=N)
 
 
-def linear_rnn_recurrent_model(model: "Model", arith: "Arithmetic | None" = None) -> RecurrentModel:
+def linear_rnn_recurrent_model(model: Model, arith: Arithmetic | None = None) -> RecurrentModel:
     """One of our own linear-RNN models (Def 3.6) as a :class:`RecurrentModel`.
 
     The state is the tuple of every layer's h_t, advanced by
@@ -472,7 +474,6 @@ def linear_rnn_recurrent_model(model: "Model", arith: "Arithmetic | None" = None
     The readout is the model's own next token from that state.
     """
     from constructions import recurrent_state
-    from constructions.numerics import Arithmetic
 
     ar = arith or Arithmetic()
     return RecurrentModel(

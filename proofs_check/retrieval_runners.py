@@ -114,16 +114,20 @@ class RetrievalRunner:
             raise InputError(f"task {self.name} has no model {model!r}; choose one of {', '.join(self.models)}")
         n, c, max_len = model_size_for(self.name, instance, n)
         m = cache.get(self.name, model, n, c, max_len, p)
-        result = decode(m, instance.tokens(), evaluator, oracle)
-        if result.answer is None:
-            raise InputError(f"the {model} model gave no answer within {len(result.generated)} tokens")
-        return {
-            "answer": result.answer,
-            "generated": [str(t) for t in result.generated],
-            "retrievals": [r.to_json() for r in result.retrievals],
-            "p": m.p,
-            "n": n,
-        }
+        return answer_record(decode(m, instance.tokens(), evaluator, oracle), model, m.p, n)
+
+
+def answer_record(result: DecodeResult, model: str, p: int, n: int) -> dict:
+    """The `run` command's output object for one answered instance."""
+    if result.answer is None:
+        raise InputError(f"the {model} model gave no answer within {len(result.generated)} tokens")
+    return {
+        "answer": result.answer,
+        "generated": [str(t) for t in result.generated],
+        "retrievals": [r.to_json() for r in result.retrievals],
+        "p": p,
+        "n": n,
+    }
 
 
 RUNNERS: dict[str, RetrievalRunner] = {name: RetrievalRunner(name) for name in rt.TASK_NAMES}

@@ -20,7 +20,6 @@ with ``--json``); the other instances still run, and the exit status is then 2.
 from __future__ import annotations
 
 import argparse
-from proofs_check.plugins import import_modules
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Iterator
 
 from constructions.decode import RegexOracle
 from constructions.errors import InputError, ProofsCheckError
+from proofs_check.plugins import import_modules
 
 RUNNER_MODULES: tuple[str, ...] = (
     "proofs_check.retrieval_runners",
