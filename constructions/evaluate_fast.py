@@ -9,14 +9,16 @@ Exact integers beyond 64 bits: multi-limb tensors
 -------------------------------------------------
 A tensor of scaled integers is held as ``int64`` *signed digits* ``D`` of shape ``(L, *shape)``:
 ``x = sum_k D[k] * 2^(b k)`` with ``|D[k]| < 2^b`` and every digit carrying the sign of ``x``
-(sign-magnitude).  A matrix product ``W X`` is ONE float64 GEMM of the limb-stacked operands
-(``(L_w m) x n`` times ``n x (L_x N)``): every entry of it is a sum of ``n`` products of two
-digits, ``|.| <= n 2^(2b) <= 2^53``, hence exact in float64 because the limb width ``b`` is
-chosen with ``2 b + ceil(log2 n_max) <= 53`` for the largest inner dimension ``n_max`` of the
-pass (CUDA has no int64 GEMM; float64 is the GPU route too).  The limb products are then
-summed along anti-diagonals in int64 (``< 2^62``), carries are propagated digit by digit
-(vectorized over all entries), and the rounding of A.2 (ties even / away, by the half bit and a
-sticky bit of the magnitude) and the range check are done on the digits: exact, no Python
+(sign-magnitude).  A matrix product ``W X`` is a float64 GEMM of a block-Toeplitz matrix of
+W's limbs (``(L_r m) x (g n)``, block ``(r, j) = W[r - j]``) times g stacked limbs of X
+(``(g n) x N``), which sums the limb products along anti-diagonals inside the GEMM: every entry
+is a sum of at most ``g n`` products of two digits, ``|.| <= g n 2^(2b) <= 2^53``, hence exact
+in float64; the limb width ``b`` is chosen with ``2 b + ceil(log2 n_max) <= 53`` for the largest
+inner dimension ``n_max`` of the pass (so g >= 1) and groups of g X-limbs are added in int64
+(CUDA has no int64 GEMM; float64 is the GPU route too), see :func:`_gemm`.  Carries are
+propagated digit by digit (vectorized over all entries, in cache-sized column chunks), and the
+rounding of A.2 (ties even / away, from the floor digits: the half bit, a sticky bit and the
+sign, :func:`_round_raw`) and the range check are done on the digits: exact, no Python
 loop over entries.  Limbs that are zero in a whole operand are skipped, so small weights and
 activations cost few limb products.  For R_p values with p <= 61 the rounding and range check
 run on one int64 word per entry instead (:func:`_finish_word`: the limb sums are combined
@@ -68,6 +70,7 @@ MODES = ("exact", "float64", "float32", "bfloat16")
 _FLOAT_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 _MAX_LIMBS = 200  # raw limb sums stay below 2^53 * 200 < 2^62 (int64 carries)
 _MIN_LIMB_BITS = 8
+_CHUNK = 8192  # entries per cache-sized chunk of multi-limb finishing passes
 _U = 2.0**-53  # unit roundoff of float64
 _FLOAT_SOFTMAX_MAX_F = 330  # 2^F, 2^(3F+2) and 2^(-2F) stay normal float64 numbers
 _FLOAT_SCORES_MAX_F = 45  # float64 scores can certify roundings of 2^F softmax only for small F
@@ -171,6 +174,52 @@ def _round_mag(mag: torch.Tensor, shift: int, b: int, tie: str) -> torch.Tensor:
     return _carry_floor(q, b, q.shape[0])
 
 
+def _round_raw(R: torch.Tensor, shift: int, b: int, tie: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(negative?, canonical magnitude digits) of ROUND(V / 2^shift), V = sum_k R[k] 2^(bk),
+    |R[k]| < 2^62: the same result as ``_normalize`` then ``_round_mag``, with fewer passes.
+
+    One floor-carry pass gives V's digits D (in [0, 2^b), the top one signed: V = q 2^shift + r
+    with q = floor(V / 2^shift) read off the shifted digits and 0 <= r < 2^shift).  Nearest,
+    ties even: q + 1 iff r > 2^(shift-1) or (r = 2^(shift-1) and q odd); ties away from zero:
+    q + 1 iff r >= 2^(shift-1) and V >= 0 (q >= 0), or r > 2^(shift-1) (for V < 0 the tie goes to
+    q, away from zero).  Both rules are symmetric in the sign, as _round_mag's rounding of |V|.
+    The magnitude of a negative result is taken on the (shorter) rounded digits."""
+    L_c = R.shape[0] + 63 // b + 1
+    D = _carry_floor(R, b, L_c)
+    if shift:
+        a, c = divmod(shift, b)
+        if a >= L_c:  # |V| < 2^(b L_c) <= 2^shift ... keep the general path simple
+            D = _carry_floor(D, b, a + 2)
+            L_c = a + 2
+        mask = (1 << b) - 1
+        ha, hc = divmod(shift - 1, b)
+        half = ((D[ha] >> hc) & 1).bool()
+        sticky = (D[ha] & ((1 << hc) - 1)) != 0
+        if ha > 0:
+            sticky = sticky | (D[:ha] != 0).any(0)
+        Lq = L_c - a
+        Q = torch.empty((Lq + 1,) + tuple(D.shape[1:]), dtype=torch.int64, device=D.device)
+        for i in range(Lq):
+            lo = D[i + a] >> c if c else D[i + a]
+            if c and i + a + 1 < L_c:
+                lo = (lo & (mask >> c)) | ((D[i + a + 1] << (b - c)) & mask)
+            Q[i] = lo
+        Q[Lq] = Q[Lq - 1] >> b  # sign extension of the top (signed) digit
+        Q[Lq - 1] = Q[Lq - 1] & mask
+        if tie == "even":
+            inc = half & (sticky | (Q[0] & 1).bool())
+        else:
+            inc = half & (sticky | (Q[Lq] >= 0))
+        Q[0] += inc.to(torch.int64)
+        D = _carry_floor(Q, b, Lq + 1)
+    neg = D[-1] < 0
+    if bool(neg.any()):
+        mag = _carry_floor(torch.where(neg, -D, D), b, D.shape[0])
+    else:
+        mag = D
+    return neg, mag
+
+
 def _gt_const(mag: torch.Tensor, const: int, b: int) -> torch.Tensor:
     """mag > const (exact, lexicographic on canonical magnitude digits)."""
     L = mag.shape[0]
@@ -202,21 +251,45 @@ def _nonzero_limbs(D: torch.Tensor) -> list[int]:
     return torch.nonzero(D.reshape(D.shape[0], -1).any(1)).flatten().tolist()
 
 
-def _gemm(W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """Raw limb sums of W X: W (Lw, m, n), X (Lx, n, N) signed digits -> (Lr, m, N) int64.
+def _gemm(W: torch.Tensor, X: torch.Tensor, b: int, cache: dict | None = None) -> torch.Tensor:
+    """Raw limb sums of W X: W (Lw, m, n), X (Lx, n, N) signed digits (|digit| < 2^b) ->
+    (Lr, m, N) int64, R[k] = sum_(i + j = k) W[i] X[j].
 
-    One stacked float64 GEMM over the non-zero limbs of each operand (exact, see Limbs)."""
+    The anti-diagonal sums are formed inside float64 GEMMs: for a group of g consecutive limbs
+    of X, the block-Toeplitz matrix ``WT[(r, :), (j, :)] = W[r - j]`` times the stacked limbs
+    ``X[j0 : j0 + g]`` (a view, ``(g n) x N``) gives every ``sum_(i + j = r) W[i] X[j]`` of the
+    group; each output is a sum of at most ``g n`` products of two digits, so with
+    ``g n 2^(2b) <= 2^53`` every partial sum is an integer of magnitude <= 2^53, exact in
+    float64 (any summation order).  Groups are added in int64 (|R[k]| <= min(Lw, Lx) 2^53).
+    Only the range of non-zero limbs of each operand is used.  ``cache`` (a dict owned by one
+    pass) keeps the Toeplitz matrix of a weight that is applied repeatedly (the linear RNN)."""
     m, n, N = W.shape[1], W.shape[2], X.shape[2]
     wi, xi = _nonzero_limbs(W), _nonzero_limbs(X)
     if not wi or not xi or n == 0:
         return torch.zeros((1, m, N), dtype=torch.int64, device=X.device)
-    Ws = W[wi].reshape(len(wi) * m, n).to(torch.float64)
-    Xs = X[xi].permute(1, 0, 2).reshape(n, len(xi) * N).to(torch.float64)
-    prod = (Ws @ Xs).reshape(len(wi), m, len(xi), N).permute(0, 2, 1, 3).to(torch.int64)
-    R = torch.zeros((wi[-1] + xi[-1] + 1, m, N), dtype=torch.int64, device=X.device)
-    xi_t = torch.tensor(xi, device=X.device)
-    for ai, a in enumerate(wi):
-        R.index_add_(0, xi_t + a, prod[ai])
+    w0, w1, x0, x1 = wi[0], wi[-1], xi[0], xi[-1]
+    Lw = w1 - w0 + 1
+    g = max(1, (1 << (53 - 2 * b)) // n)  # 2b + log2(n) <= 53 (Limbs) makes g >= 1 exact
+    R = torch.zeros((w1 + x1 + 1, m, N), dtype=torch.int64, device=X.device)
+    for xs in range(x0, x1 + 1, g):
+        xe = min(x1 + 1, xs + g)
+        Lg = xe - xs
+        key = (id(W), w0, w1, Lg)
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None and hit[0] is W:
+            WT = hit[1]
+        else:
+            Wf = W[w0 : w1 + 1].to(torch.float64)
+            pad = torch.zeros((Lg - 1, m, n), dtype=torch.float64, device=W.device)
+            Wp = torch.cat([pad, Wf, pad])
+            r = torch.arange(Lw + Lg - 1, device=W.device).reshape(-1, 1)
+            j = torch.arange(Lg, device=W.device).reshape(1, -1)
+            WT = Wp[r - j + Lg - 1].permute(0, 2, 1, 3).reshape((Lw + Lg - 1) * m, Lg * n)
+            if cache is not None:
+                cache[key] = (W, WT)
+        Xs = X[xs:xe].reshape(Lg * n, N).to(torch.float64)
+        out = (WT @ Xs).to(torch.int64).reshape(Lw + Lg - 1, m, N)
+        R[w0 + xs : w0 + xe + Lw - 1] += out
     return R
 
 
@@ -410,6 +483,7 @@ class _Engine:
         self.F = prep.prec.F
         self.M = prep.prec.max_scaled
         self.dev = prep.device
+        self._gemm_cache: dict = {}
 
     # ---- finishing: normalize, round, range check, clip ------------------------------------
     def finish(
@@ -454,13 +528,27 @@ class _Engine:
                 q = torch.where(over, torch.where(q < 0, -bound, bound), q)
             neg = q < 0
             return _signed(neg, _split_small(q.abs(), self.b, L_out))
-        neg, mag = _normalize(R, self.b)
-        if shift:
-            mag = _round_mag(mag, shift, self.b, self.arith.tie)
-        over = _gt_const(mag, bound, self.b)
+        # limb path, in column chunks that stay in cache (several times faster than whole-tensor
+        # passes on large activations); the magnitudes are recomputed only to report overflows
+        b, shape = self.b, tuple(R.shape[1:])
+        E = R[0].numel()
+        flat = R.reshape(R.shape[0], E)
+        out = torch.empty((L_out, E), dtype=torch.int64, device=R.device)
+        over = torch.empty((E,), dtype=torch.bool, device=R.device)
+        sat = None
+        for s0 in range(0, E, _CHUNK):
+            neg, mag = _round_raw(flat[:, s0 : s0 + _CHUNK], shift, b, self.arith.tie)
+            ov = _gt_const(mag, bound, b)
+            over[s0 : s0 + _CHUNK] = ov
+            if bool(ov.any()):
+                if sat is None:
+                    sat = _const_digits(bound, b, mag.shape[0], mag)
+                mag = torch.where(ov.unsqueeze(0), sat, mag)
+            out[:, s0 : s0 + _CHUNK] = _signed(neg, _trim(mag, L_out))
+        over = over.reshape(shape)
         if bool(over.any()) or pcount is not None:
             over3 = layout(over) & valid
-            b = self.b
+            neg, mag = _round_raw(R, shift, b, self.arith.tie)
 
             def value(s: int, r: int, c: int) -> Fraction:
                 q = 0
@@ -469,9 +557,7 @@ class _Engine:
                 return Fraction(-q if bool(layout(neg)[s - seq_base, r, c]) else q, 1 << denom_bits)
 
             self._record(over3, valid, layout, loc, value, seq_base, pcount, pvalue)
-            sat = _const_digits(bound, self.b, mag.shape[0], mag)
-            mag = torch.where(over.unsqueeze(0), sat, mag)
-        return _signed(neg, _trim(mag, L_out))
+        return out.reshape((L_out,) + shape)
 
     def _record(self, over3, valid, layout, loc, value, seq_base, pcount, pvalue):
         if pcount is None:
@@ -487,12 +573,13 @@ class _Engine:
         self.chk.record((pc3 > 0) | over3, loc, first_value, seq_base)
 
     # ---- affine maps --------------------------------------------------------------------------
-    def affine(self, W: torch.Tensor, X: torch.Tensor, bias: torch.Tensor | None):
+    def affine(self, W: torch.Tensor, X: torch.Tensor, bias: torch.Tensor | None, reuse: bool = False):
         """Raw digits of W X (+ bias) per the matmul reading, ready for finish(shift=...), and
-        (round_products) the number of out-of-range rounded products per entry (or None)."""
+        (round_products) the number of out-of-range rounded products per entry (or None).
+        ``reuse``: W is a weight applied again in this pass (keep its GEMM operand)."""
         pc = None
         if self.arith.matmul == "round_once":
-            R = _gemm(W, X)
+            R = _gemm(W, X, self.b, self._gemm_cache if reuse else None)
         else:
             R, pc = self.round_products(W, X)
         if bias is not None:
@@ -666,7 +753,7 @@ class _Engine:
         lens_t = torch.tensor(lens, device=self.dev)
         last = h.clone()
         for t in range(lmax):
-            RA, pcA = self.affine(layer.A, h, None)
+            RA, pcA = self.affine(layer.A, h, None, reuse=True)
             R = _add_raw(RA, BX[:, :, :, t])
             valid = (lens_t > t).reshape(n_seq, 1, 1)
             pc = pv = None
@@ -746,7 +833,7 @@ class _Engine:
             Qc, cz = Q[:, :, exact_cols], causal[:, exact_cols]
             pc = pv = None
             if self.arith.matmul == "round_once":
-                R = _gemm(Kt, Qc)  # exact scores, not rounded
+                R = _gemm(Kt, Qc, b)  # exact scores, not rounded
             else:
                 R, pc = self.round_products(Kt, Qc)
                 R = _shift_left_raw(R, F, b)

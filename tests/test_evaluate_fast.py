@@ -6,6 +6,8 @@ overflows the exception type, Location and message.  Models: tests/random_models
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -290,3 +292,51 @@ def test_tied_unembed_follows_the_arithmetic():
     assert [w for w in r.saturations if "W_E" in w] == want
     assert f.saturations == r.saturations and f.logits == r.logits
     assert FastEvaluator(sat).session(model, tokens).next_token() == r.next_token
+
+
+# ---- softmax: certified and fallback columns in one head --------------------------------------
+
+
+@pytest.mark.parametrize("tie", ["even", "away"])
+def test_softmax_head_mixed_certified_and_fallback_columns(tie, monkeypatch):
+    """One head at p = 201 (F = 100) with four query columns of known kinds: a single entry and
+    all-equal scores (exact 1/m), a gap of 60 sqrt(d) (every entry certifies in float64: the
+    small entry is ~2^13.4, the large one via its complement), and soft scores (float64 cannot
+    certify 100 fractional bits: arb fallback).  Each column must equal numerics.softmax_column
+    (the reference's own operator) and exactly the soft column may reach the fallback."""
+    import constructions.evaluate_fast as ef
+    from constructions.numerics import softmax_column
+
+    model = random_model(ModelSpec("transformer", 201, seed=7))
+    prec, d = Precision(201), model.d
+    F = prec.F
+    arith = Arithmetic(tie=tie)
+    prep = ef._prepare(model, arith, 4, torch.device("cpu"))
+    eng = ef._Engine(prep, arith, ef._Checker(1, prep.prec, arith))
+    one = 1 << (2 * F)  # score integers are reals times 2^(2F)
+    far = (60 * one * math.isqrt(d * 10**12)) // 10**6  # ~ 60 sqrt(d)
+    cols = [
+        [5 * one],  # single entry
+        [3 * one, 3 * one - far],  # certified in float64 (complement for the maximum)
+        [one // 3, -(one // 7), one // 5],  # soft: fallback
+        [-(one // 9)] * 4,  # equal scores
+    ]
+    S = np.zeros((4, 4), dtype=object)
+    for k, col in enumerate(cols):
+        S[: len(col), k] = col
+    causal = torch.arange(4).reshape(4, 1) <= torch.arange(4).reshape(1, 4)
+    digits = ef._ints_to_digits(S, eng.b, ef.Limbs(eng.b).count(3 * F + 2), eng.dev)
+    calls = []
+
+    def spy(scores, *args, **kwargs):
+        calls.append(list(scores))
+        return softmax_column(scores, *args, **kwargs)
+
+    monkeypatch.setattr(ef, "softmax_column", spy)
+    P = ef._digits_to_ints(eng.softmax(digits, causal, d), eng.b)
+    assert calls == [cols[2]], calls
+    for k, col in enumerate(cols):
+        want = softmax_column(col, 2 * F, d, prec, tie)
+        assert [int(v) for v in P[: len(col), k]] == want, k
+        assert all(int(v) == 0 for v in P[len(col) :, k])
+    assert [int(v) for v in P[:2, 1]] != [0, 1 << F]  # the certified column is not a trivial 0/1
