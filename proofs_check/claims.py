@@ -16,7 +16,6 @@ table in ``notes/claims.md``::
 from __future__ import annotations
 
 import argparse
-from proofs_check.plugins import import_modules
 import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -24,6 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from constructions.model import LinearRNNLayer, Model, TransformerLayer
+from proofs_check.plugins import import_modules
 
 SIZES: tuple[int, ...] = (16, 64, 256, 1024)
 
@@ -113,6 +113,7 @@ def retrieval_rows(sizes: Sequence[int] = SIZES, c: int = 3) -> list[ClaimRow]:
 
 ROW_SOURCES: tuple[str, ...] = (
     "proofs_check.claims:retrieval_rows",
+    "proofs_check.istree_claims:istree_rows",
 )
 
 
@@ -167,6 +168,13 @@ the same at every n (constant size); p, param bits and state bits grow like log 
 retrieval-augmented RNNs for Index and Counting grows with n only because their quantifier
 tokens `{j}` are n special tokens, each with its own one-hot embedding dimension (A.3) that no
 weight touches (erratum R1 in notes/errata/retrieval_tasks.md).
+
+IsTree rows (`proofs_check.istree_claims`, n = 8, 32, 128, 512): "measured L (bound B)" = the
+longest chain over the graphs decoded at that n (a uniform random tree and a randomly labelled
+path; 5.7 (b): a Figure 3 family instance), each answer checked against IsTree, next to the
+theorem's bound B; "bound B (not decoded)" = decoding at that n is too slow for this table, B is
+the bound alone.  4.7 and 5.7 (a) count generated tokens before the answer; 5.3 counts generated
+and retrieved tokens before the answer (retrieval results are part of the sequence).
 """
 
 

@@ -52,9 +52,14 @@ def test_cycle_stops_with_no_where_the_proof_says():
 
 
 def test_check_4_7_passes_at_ci():
+    """The check at ci (the only place the n = 32 graphs run): passes, decodes a tree and a
+    non-tree on 32 vertices, and reports the sizes of every model it ran (constant in n)."""
     out = CHECKS[0].run(PROFILES["ci"])
     assert out.passed, out.detail
-    assert out.measured["n=8"]["layers"] == 7
+    sizes = out.measured["sizes"]
+    assert 32 in sizes and sizes[32]["cot_max_seen"] == sizes[32]["cot_bound"] == 63  # the tree's tour
+    # n = 1: one weight derived from n is 0 there (440 non-zero)
+    assert {(s["layers"], s["heads"], s["params"]) for n, s in sizes.items() if n >= 2} == {(7, 14, 441)}
 
 
 # ---- errata: each literal version fails -------------------------------------------------------
@@ -104,3 +109,23 @@ def test_precision_is_logarithmic_and_checked():
     assert all(b - a <= 20 for a, b in zip(ps, ps[1:]))  # about 8 bits per doubling of n
     with pytest.raises(PrecisionError, match=f"p >= {declared_p(8)}"):
         dfs_transformer(8, p=declared_p(8) - 2)
+
+
+def test_istree_claims_rows_measured_and_bound_only():
+    """The claims-table rows of proofs_check.istree_claims at n = 4 (decoded in-process: answers
+    checked against IsTree inside, CoT within the bound) and n = 600 (too large to decode: the
+    bound alone, labelled so); every IsTree construction has a row."""
+    from proofs_check.istree_claims import istree_rows
+
+    rows = istree_rows([4, 600], workers=1)
+    assert [(r.theorem, r.n) for r in rows] == [(t, n) for t in ("4.7", "5.3", "5.7 (a)", "5.7 (b)") for n in (4, 600)]
+    for r in rows:
+        seen, bound = r.sizes["cot_measured"], r.sizes["cot_bound"]
+        if r.n == 4:
+            assert seen and max(seen.values()) <= bound, (r.theorem, seen)
+            assert r.sizes["cot_steps"] == f"measured {max(seen.values())} (bound {bound})"
+        else:
+            assert not seen and r.sizes["cot_steps"] == f"bound {bound} (not decoded)"
+    t47 = [r for r in rows if r.theorem == "4.7"]
+    assert [r.sizes["cot_bound"] for r in t47] == [7, 1199] and all(r.sizes["layers"] == 7 for r in t47)
+    assert t47[0].sizes["cot_measured"] == {"random tree": 7, "path": 7}  # a tree's tour: 2n - 1

@@ -96,9 +96,15 @@ def test_precision_is_logarithmic_and_checked():
 
 
 def test_check_5_7_passes_at_ci():
+    """The check at ci (the only place an n = 32 tree is decoded: ~1 minute) passes and reports
+    the sizes of every model it ran (constant in n)."""
     out = CHECKS[0].run(PROFILES["ci"])
     assert out.passed, out.detail
-    assert out.measured["istree-hybrid n=8"]["layers"] == 3
+    sizes = out.measured["sizes"]
+    assert 32 in sizes and cot_bound(32) >= sizes[32]["cot_max_seen"] > 2 * 31  # a whole tour
+    # n = 2: one weight derived from n is 0 there (409 non-zero)
+    assert {(s["layers"], s["state_dims"], s["params"]) for n, s in sizes.items() if n >= 3} == {(3, 42, 410)}
+    assert out.measured["binary_sizes"]
 
 
 # ---- errata (notes/errata/istree_hybrid.md): each literal reading fails ------------------------

@@ -12,9 +12,16 @@ anything the construction computes):
   (``lemma_b27_chain(g, literal_end_check=False)``), and that walk is a prefix of A(G);
 * with m != n - 1 the model answers NO at once (erratum E4);
 * the CoT has at most 2n - 1 tokens (Theorem 4.7's O(n)).
+
+Sizes (:func:`large_sizes`): most graphs are small (n <= 8, and trees with 9 <= n <= 12), and
+at every size N of the profile's list (ci: 32; dev: 32, 64; thorough: 32, 64, 128, 256) a tree
+and a non-tree with N - 1 edges on exactly N vertices are decoded too (a seeded uniform random
+tree / ``graphs.random_non_tree_n_minus_1``, or a Hypothesis-drawn tree).  ``measured["sizes"]``
+has ``claims.measure`` of the model at every n decoded, with the bound and the longest CoT seen.
 """
 from __future__ import annotations
 
+import random
 from functools import lru_cache
 
 from hypothesis import strategies as st
@@ -24,7 +31,8 @@ from constructions.dfs_transformer import cot_bound, declared_p, dfs_transformer
 from constructions.evaluate_fast import FastEvaluator
 from constructions.model import Model
 from proofs_check.algorithms import algorithm1, lemma_b27_chain
-from proofs_check.graphs import NO, YES, Graph, istree_answer
+from proofs_check.claims import measure
+from proofs_check.graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
 from proofs_check.strategies import istree_graphs, trees
 
@@ -64,32 +72,59 @@ def check_graph(g: Graph, stats: dict | None = None) -> None:
         exp = expected_chain(g)
         assert got == exp, f"{where}: expected the B.6.2 walk {exp}"
     if stats is not None:
-        stats["max_cot"] = max(stats.get("max_cot", 0), len(cot))
-        stats["max_n"] = max(stats.get("max_n", 0), g.n)
+        stats[g.n] = max(stats.get(g.n, 0), len(cot))
 
 
 def sizes(n: int) -> dict:
-    m = _model(n)
-    return {"layers": len(m.layers), "heads": m.n_heads(), "width_d": m.d,
-            "max_ffn_width": m.max_ffn_width(), "parameters": m.parameter_count(),
-            "parameter_bits": m.parameter_bits(), "p": m.p, "cot_bound": cot_bound(n)}
+    return {**{k: v for k, v in measure(_model(n)).items() if k != "cot_steps"}, "cot_bound": cot_bound(n)}
+
+
+#: per profile: the sizes N at which a tree and a non-tree with N - 1 edges are always decoded,
+#: and how many of each (4.7 costs ~55 ms per token at N = 32, ~170 ms at N = 128)
+LARGE: dict[str, tuple[tuple[int, int], ...]] = {
+    "ci": ((32, 1),),
+    "dev": ((32, 1), (64, 1)),
+    "thorough": ((32, 3), (64, 3), (128, 2), (256, 1)),
+}
+
+
+def large_sizes(profile: Profile) -> tuple[tuple[int, int], ...]:
+    """(N, examples) pairs for the profile, N <= profile.max_n (unknown profiles: as ci)."""
+    return tuple((n, k) for n, k in LARGE.get(profile.name, LARGE["ci"]) if n <= profile.max_n)
+
+
+def trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Trees on exactly n vertices: first a seeded uniform random tree (Pruefer; so that even one
+    derandomized example is a typical tree, not Hypothesis' simplest, the star 1-2 1-3 ...),
+    then Hypothesis' own (``strategies.trees``)."""
+    return st.one_of(st.integers(0, 2**32 - 1).map(lambda s: random_tree(random.Random(s), n)), trees(n, min_n=n))
+
+
+def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Graphs on exactly n >= 4 vertices with n - 1 edges that are not trees (seeded)."""
+    return st.integers(0, 2**32 - 1).map(lambda s: random_non_tree_n_minus_1(random.Random(s), n))
 
 
 def run(profile: Profile) -> CheckOutcome:
-    stats: dict = {}
+    stats: dict[int, int] = {}
     small = min(profile.max_n, 8)
     big = min(profile.max_n, 12)
+
+    def body(g: Graph) -> None:
+        check_graph(g, stats)
+
     outcomes = [
-        property_check(st.just(FIGURE3), lambda g: check_graph(g, stats), profile, max_examples=1),
-        property_check(istree_graphs(small), lambda g: check_graph(g, stats), profile),
-        property_check(trees(big, min_n=9), lambda g: check_graph(g, stats), profile,
-                       max_examples=max(2, profile.max_examples // 5)),
+        property_check(st.just(FIGURE3), body, profile, max_examples=1),
+        property_check(istree_graphs(small), body, profile),
+        property_check(trees(big, min_n=9), body, profile, max_examples=max(2, profile.max_examples // 5)),
     ]
+    for n, k in large_sizes(profile):
+        outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
+        outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
     out = combine(outcomes)
-    out.measured.update({f"n={n}": sizes(n) for n in (8,)})
+    out.measured["sizes"] = {n: {**sizes(n), "cot_max_seen": stats[n]} for n in sorted(stats)}
     out.measured["declared_p"] = {n: declared_p(n) for n in (8, 32, 128, 512)}
-    out.measured["max_cot_seen"] = stats.get("max_cot", 0)
-    out.measured["max_n_seen"] = stats.get("max_n", 0)
+    out.measured["max_n_seen"] = max(stats, default=0)
     return out
 
 

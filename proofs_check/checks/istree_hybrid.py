@@ -13,11 +13,20 @@ references written here from the paper's description, never with the constructio
   of :func:`hybrid_cot` itself);
 * the CoT has at most ``cot_bound(n)`` = (2n - 1)(12 ceil(log2(n - 1)) + 8) = O(n log n) tokens.
 
+Sizes (:data:`LARGE`): most graphs are small (n <= 7 at ci; n <= 8, and trees with
+9 <= n <= 16, otherwise), and at every size N of the profile's list (ci: 32; dev: 32;
+thorough: 32, 64, 128) a tree on exactly N vertices is decoded (a seeded uniform random tree,
+or a Hypothesis-drawn one; ~2350 CoT tokens at N = 32), with, outside ci, a non-tree with
+N - 1 edges; at every N also a graph with fewer than N - 1 edges (answered at the prompt's
+end).  ``measured["sizes"]`` has ``claims.measure`` of the model at every n decoded, with the
+bound and the longest CoT seen; ``measured["binary_sizes"]`` the same for (b).
+
 (b) ``istree_binary_hybrid(n)`` answers IsTree with no CoT on Figure 3 family graphs
 ``lower_bounds.figure3_graph(x, k)`` for random bit strings x and indices k, shuffled.
 """
 from __future__ import annotations
 
+import random
 from functools import lru_cache
 
 import torch
@@ -32,7 +41,8 @@ from constructions.istree_hybrid import (
 from constructions.model import Model
 from constructions.vocab import Token
 from proofs_check.algorithms import algorithm1, lemma_b27_chain
-from proofs_check.graphs import NO, YES, Graph, istree_answer
+from proofs_check.claims import measure
+from proofs_check.graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
 from proofs_check.strategies import figure3_cases, istree_graphs, trees
 
@@ -156,10 +166,8 @@ def check_graph(g: Graph, stats: dict | None = None) -> None:
             assert visits_of(cot) == algorithm1(g), f"{where}: tour differs from Algorithm 1"
     if stats is not None:
         stats["graphs"] = stats.get("graphs", 0) + 1
-        if g.m == g.n - 1:
-            key = f"n={g.n}"
-            lens = stats.setdefault("cot_len", {})
-            lens[key] = max(lens.get(key, 0), len(cot))
+        lens = stats.setdefault("cot_len", {})
+        lens[g.n] = max(lens.get(g.n, 0), len(cot))
 
 
 def _first_diff(a: list, b: list) -> str:
@@ -180,35 +188,88 @@ def check_binary(cases: list) -> None:
 
 
 def sizes(model: Model) -> dict:
-    return {"layers": len(model.layers), "rnn_layers": len(model.layers) - 1, "heads": model.n_heads(),
-            "width_d": model.d, "max_ffn_width": model.max_ffn_width(), "state_dims": model.state_dims(),
-            "state_bits": model.state_bits(), "parameters": model.parameter_count(),
-            "parameter_bits": model.parameter_bits(), "p": model.p}
+    return {k: v for k, v in measure(model).items() if k != "cot_steps"}
+
+
+#: per profile: the sizes N at which a tree (and, outside ci, a non-tree with N - 1 edges) on
+#: exactly N vertices is always decoded, and how many of each.  Cost: ~2350 CoT tokens at
+#: N = 32 (~25 ms each: about a minute), ~5000 at 64, ~11500 at 128 (minutes).
+LARGE: dict[str, tuple[tuple[int, int], ...]] = {
+    "ci": ((32, 1),),
+    "dev": ((32, 1),),
+    "thorough": ((32, 2), (64, 1), (128, 1)),
+}
+
+
+def large_sizes(profile: Profile) -> tuple[tuple[int, int], ...]:
+    """(N, examples) pairs for the profile, N <= profile.max_n (unknown profiles: as ci)."""
+    return tuple((n, k) for n, k in LARGE.get(profile.name, LARGE["ci"]) if n <= profile.max_n)
+
+
+def _seeded(make) -> st.SearchStrategy[Graph]:
+    return st.integers(0, 2**32 - 1).map(lambda s: make(random.Random(s)))
+
+
+def trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Trees on exactly n vertices: first a seeded uniform random tree (so that even one
+    derandomized example is a typical tree, not Hypothesis' simplest, the star), then
+    Hypothesis' own (``strategies.trees``)."""
+    return st.one_of(_seeded(lambda r: random_tree(r, n)), trees(n, min_n=n))
+
+
+def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Graphs on exactly n >= 4 vertices with n - 1 edges that are not trees (seeded)."""
+    return _seeded(lambda r: random_non_tree_n_minus_1(r, n))
+
+
+def forests_on(n: int) -> st.SearchStrategy[Graph]:
+    """Graphs on exactly n vertices with fewer than n - 1 edges (a seeded random tree, some
+    edges dropped): never trees; the model must answer NO at the prompt's end."""
+    def make(r: random.Random) -> Graph:
+        t = random_tree(r, n)
+        return Graph(n, tuple(t.edges[: r.randrange(0, n - 1)]))
+
+    return _seeded(make)
 
 
 def run(profile: Profile) -> CheckOutcome:
-    """ci: Figure 3, 15 mixed graphs with n <= 7, two trees with 10 <= n <= 14, 40 Figure 3
-    family instances (n <= 32) for (b).  Larger profiles draw more, general graphs up to n = 16
-    (the CoT is ~57 n tokens at n = 16, ~15 ms each in the exact evaluator)."""
+    """ci: Figure 3, 15 mixed graphs with n <= 7, one tree and one forest on 32 vertices (the
+    tree's ~2350-token CoT is most of the run: ~60 s), 40 Figure 3 family instances (n <= 32)
+    for (b).  Larger profiles draw more: general graphs up to n = 8, trees with 9 <= n <= 16,
+    and the :data:`LARGE` sizes."""
     stats: dict = {}
     small = min(profile.max_n, 7 if profile.name == "ci" else 8)
-    big_lo, big_hi = (10, 14) if profile.name == "ci" else (9, 16)
+
+    def body(g: Graph) -> None:
+        check_graph(g, stats)
+
     outcomes = [
-        property_check(st.just(FIGURE3), lambda g: check_graph(g, stats), profile, max_examples=1),
-        property_check(istree_graphs(small), lambda g: check_graph(g, stats), profile,
-                       max_examples=max(4, profile.max_examples * 3 // 4)),
-        property_check(trees(min(profile.max_n, big_hi), min_n=big_lo), lambda g: check_graph(g, stats), profile,
-                       max_examples=max(2, profile.max_examples // 10)),
-        property_check(st.lists(figure3_cases(min(profile.max_n, 32)), min_size=8, max_size=8), check_binary,
-                       profile, max_examples=max(2, profile.max_examples // 4)),
+        property_check(st.just(FIGURE3), body, profile, max_examples=1),
+        property_check(istree_graphs(small), body, profile, max_examples=max(4, profile.max_examples * 3 // 4)),
     ]
+    if profile.name != "ci":  # at ci the N = 32 tree takes their place (time)
+        outcomes.append(property_check(trees(min(profile.max_n, 16), min_n=9), body, profile,
+                                       max_examples=max(2, profile.max_examples // 10)))
+    for n, k in large_sizes(profile):
+        outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
+        outcomes.append(property_check(forests_on(n), body, profile, max_examples=k))
+        if profile.name != "ci":
+            outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
+    binary_ns: set[int] = set()
+
+    def binary_body(cases: list) -> None:
+        binary_ns.update(c.graph.n for c in cases)
+        check_binary(cases)
+
+    outcomes.append(property_check(st.lists(figure3_cases(min(profile.max_n, 32)), min_size=8, max_size=8),
+                                   binary_body, profile, max_examples=max(2, profile.max_examples // 4)))
     out = combine(outcomes)
-    out.measured["istree-hybrid n=8"] = {**sizes(_model(8)), "cot_bound": cot_bound(8)}
-    out.measured["istree-hybrid n=16"] = {**sizes(_model(16)), "cot_bound": cot_bound(16)}
-    out.measured["istree-binary-hybrid n=16"] = sizes(_binary_model(16))
+    lens = stats.get("cot_len", {})
+    out.measured["sizes"] = {n: {**sizes(_model(n)), "cot_bound": cot_bound(n), "cot_max_seen": lens[n]}
+                             for n in sorted(lens)}
+    out.measured["binary_sizes"] = {n: sizes(_binary_model(n)) for n in sorted(binary_ns)}
     out.measured["declared_p"] = {n: declared_p(n) for n in (8, 16, 32, 64, 128)}
     out.measured["binary_declared_p"] = {n: binary_declared_p(n) for n in (8, 16, 32, 64, 128)}
-    out.measured["cot_len_seen_max"] = dict(sorted(stats.get("cot_len", {}).items(), key=lambda kv: int(kv[0][2:])))
     out.measured["graphs_decoded"] = stats.get("graphs", 0)
     return out
 

@@ -11,11 +11,18 @@ orientation; ``strategies.istree_graphs``):
 * the chain (generated + retrieved tokens) is at most 40 (2n - 1) + 1 long, and the measured
   constant max(length / n) is reported.
 
+Sizes: 20 (ci) mixed graphs with n <= 32, and at every size N of :data:`LARGE` (ci: 32; dev:
+32, 64; thorough: 32, 64, 128, 256) a tree and a non-tree with N - 1 edges on exactly N vertices
+(a seeded uniform random tree / ``graphs.random_non_tree_n_minus_1``, or a Hypothesis-drawn
+tree).  ``measured["sizes"]`` has ``claims.measure`` of the model at every n decoded, with the
+bound and the longest chain seen.
+
 Decoding uses the fast evaluator (bit-equal to the reference one; ``tests/test_istree_rag.py``
 compares the two on a whole sequence).
 """
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from hypothesis import strategies as st
@@ -23,9 +30,10 @@ from hypothesis import strategies as st
 from constructions.decode import RegexOracle, retrieval_augmented
 from constructions.istree_rag import declared_p, istree_rag_rnn, max_chain, strip_fragments
 from proofs_check.algorithms import algorithm2
-from proofs_check.graphs import NO, YES, Graph, istree_answer
-from proofs_check.registry import Check, CheckOutcome, Profile, property_check
-from proofs_check.strategies import istree_graphs
+from proofs_check.claims import measure
+from proofs_check.graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree
+from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
+from proofs_check.strategies import istree_graphs, trees
 
 SIZES = (2, 4, 8, 16, 32, 64)
 
@@ -33,7 +41,7 @@ SIZES = (2, 4, 8, 16, 32, 64)
 def check_max_n(profile: Profile) -> int:
     """Largest n drawn: 32 (or the profile's max_n if smaller).  Decoding costs ~9 ms per token
     with the fast evaluator and a tree takes ~50 n tokens; ci's 20 derandomized draws up to
-    n = 32 take ~17 s."""
+    n = 32 take ~17 s (the always-decoded N = 32 tree and non-tree of :data:`LARGE` ~5 s more)."""
     return min(profile.max_n, 32)
 
 
@@ -46,17 +54,37 @@ def run_graph(g: Graph, models: dict, evaluator, oracle: RegexOracle):
 
 
 def sizes(n: int) -> dict[str, Any]:
+    """``claims.measure`` of the model (``params`` = the layers' non-zero weights, a constant;
+    ``readout_params`` = the explicit readout 2i, -i^2 per number i, erratum F4, fixed by a
+    formula like A.3's W_E) and the chain bound."""
     m = istree_rag_rnn(n)
-    unembed_nonzero = sum(1 for v in m.unembed.reshape(-1) if v != 0)
-    layers_nonzero = m.parameter_count() - unembed_nonzero
-    return {
-        "layers": len(m.layers), "d": m.d, "ffn_width": m.max_ffn_width(), "state_dims": m.state_dims(),
-        "state_bits": m.state_bits(), "parameter_count": m.parameter_count(), "parameter_bits": m.parameter_bits(),
-        # the readout (2i, -i^2 per number i; erratum F4) is fixed by a formula like A.3's W_E;
-        # the layers' own weights are a constant count (O(log n) bits at p = O(log n))
-        "layer_parameter_count": layers_nonzero, "layer_parameter_bits": layers_nonzero * m.p,
-        "p": m.p, "max_len": m.max_len, "chain_bound": max_chain(n),
-    }
+    return {**{k: v for k, v in measure(m).items() if k != "cot_steps"}, "chain_bound": max_chain(n)}
+
+
+#: per profile: the sizes N at which a tree and a non-tree with N - 1 edges are always decoded,
+#: and how many of each (a tree's chain is ~36 N tokens, ~2.5 ms each at N = 32, ~5 ms at 128)
+LARGE: dict[str, tuple[tuple[int, int], ...]] = {
+    "ci": ((32, 1),),
+    "dev": ((32, 1), (64, 1)),
+    "thorough": ((32, 3), (64, 3), (128, 2), (256, 1)),
+}
+
+
+def large_sizes(profile: Profile) -> tuple[tuple[int, int], ...]:
+    """(N, examples) pairs for the profile, N <= profile.max_n (unknown profiles: as ci)."""
+    return tuple((n, k) for n, k in LARGE.get(profile.name, LARGE["ci"]) if n <= profile.max_n)
+
+
+def trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Trees on exactly n vertices: first a seeded uniform random tree (so that even one
+    derandomized example is a typical tree, not Hypothesis' simplest, the star), then
+    Hypothesis' own (``strategies.trees``)."""
+    return st.one_of(st.integers(0, 2**32 - 1).map(lambda s: random_tree(random.Random(s), n)), trees(n, min_n=n))
+
+
+def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Graphs on exactly n >= 4 vertices with n - 1 edges that are not trees (seeded)."""
+    return st.integers(0, 2**32 - 1).map(lambda s: random_non_tree_n_minus_1(random.Random(s), n))
 
 
 def _run(profile: Profile) -> CheckOutcome:
@@ -82,13 +110,16 @@ def _run(profile: Profile) -> CheckOutcome:
     fixed = [Graph.parse("2-6 1-5 3-5 4-6 2-3"), Graph.parse("1-2 2-3 3-1"), Graph(1, ()), Graph(3, ((2, 3),))]
     strategy = st.one_of(st.sampled_from(fixed), istree_graphs(max_n))
     with RegexOracle() as oracle:
-        outcome = property_check(strategy, body, profile)
+        outcomes = [property_check(strategy, body, profile)]
+        for n, k in large_sizes(profile):
+            outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
+            outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
+    outcome = combine(outcomes)
     outcome.measured = {
-        "max_n_drawn": max_n,
+        "max_n_drawn": max(longest, default=0),
         "declared_p": {n: declared_p(n) for n in SIZES},
-        "sizes": {n: sizes(n) for n in SIZES if n <= max(32, max_n)},
-        "chain_tokens_max_by_n": dict(sorted(longest.items())),
-        "generated_tokens_max_by_n": dict(sorted(generated.items())),
+        "sizes": {n: {**sizes(n), "chain_max_seen": longest[n], "generated_max_seen": generated[n]}
+                  for n in sorted(longest)},
         "chain_per_n_max": max((v / n for n, v in longest.items()), default=0.0),
         "chain_bound": "40 (2n - 1) + 1",
     }
