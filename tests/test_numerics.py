@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from fractions import Fraction
 
 import mpmath
@@ -360,3 +361,23 @@ def test_softmax_all_equal_exact_ties(p, m, tie, expected):
     prec = Precision(p)
     out = softmax_column([17] * m, 2 * prec.F, 5, prec, tie)
     assert [prec.decode(q) for q in out] == [expected] * m
+
+
+def test_plain_float64_softmax_misrounds_at_p101():
+    """Why softmax is certified: IEEE float64 (53 bits) cannot round to 50 fractional bits.
+
+    Seeded random columns; the certified operator is the reference (itself checked against
+    mpmath above).  At least one float64 entry must disagree, or certification would be moot."""
+    prec = Precision(101)
+    F, rng = prec.F, random.Random(101)
+    disagreements = 0
+    for _ in range(40):
+        scores = [rng.randint(-(4 << (2 * F)), 4 << (2 * F)) for _ in range(6)]
+        exact = softmax_column(scores, 2 * F, 4, prec)
+        zs = [s / float(1 << (2 * F)) / 2.0 for s in scores]
+        top = max(zs)
+        es = [math.exp(z - top) for z in zs]
+        total = sum(es)
+        floats = [round(e / total * (1 << F)) for e in es]
+        disagreements += sum(a != b for a, b in zip(exact, floats))
+    assert disagreements > 0
