@@ -7,7 +7,8 @@ Subcommands::
     proofs-check inspect MODEL_FILE_OR_NAME [--n N] [--p P] [--param KEY=VALUE ...]
                          [--matrix NAME ...] [--all] [--export FILE.json] [--plot FILE.png]
     proofs-check run-model MODEL_FILE_OR_NAME --tokens "..." [--cot | --rag] [--max-steps N]
-                           [--answers "YES NO"] [--evaluator reference|fast] [--json]
+                           [--answers "YES NO"] [--evaluator reference|fast]
+                           [--number-format exact|float64|float32|bfloat16] [--json]
 
 Exit status: 0 success (every selected check passed), 1 a check failed, 2 bad input (every
 :class:`ProofsCheckError` and every usage error is one ``error: ...`` line on stderr, never a
@@ -260,6 +261,9 @@ def _add_run_model(sub) -> None:
     p.add_argument("--max-steps", type=int, help="most generated tokens before the answer (default: to max_len)")
     p.add_argument("--answers", default="YES NO", help='tokens that end decoding (default "YES NO")')
     p.add_argument("--evaluator", choices=("reference", "fast"), default="reference")
+    p.add_argument("--number-format", choices=("exact", "float64", "float32", "bfloat16"), default="exact",
+                   help="exact R_p (default), or the same weights in an IEEE format without R_p rounding "
+                        "(fast evaluator): where real hardware differs")
     p.add_argument("--tie", choices=("even", "away"), default="even", help="rounding of exact ties (A.2)")
     p.add_argument("--matmul", choices=("round_once", "round_products"), default="round_once",
                    help="one rounding per matrix-product entry, or one per scalar product")
@@ -269,7 +273,11 @@ def _add_run_model(sub) -> None:
     p.set_defaults(handler=cmd_run_model)
 
 
-def make_evaluator(kind: str, arith):
+def make_evaluator(kind: str, arith, number_format: str = "exact"):
+    if number_format != "exact":
+        from constructions.evaluate_fast import FastEvaluator
+
+        return FastEvaluator(arith, mode=number_format)
     if kind == "reference":
         from constructions.evaluate_reference import ReferenceEvaluator
 
@@ -293,7 +301,9 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     max_steps = args.max_steps if args.max_steps is not None else max(0, model.max_len - len(prompt))
     if args.overflow == "saturate" and (args.cot or args.rag):
         raise ProofsCheckError("--overflow saturate is for one step only (each clipped value is reported); drop --cot/--rag")
-    evaluator = make_evaluator(args.evaluator, Arithmetic(tie=args.tie, matmul=args.matmul, overflow=args.overflow))
+    evaluator = make_evaluator(
+        args.evaluator, Arithmetic(tie=args.tie, matmul=args.matmul, overflow=args.overflow), args.number_format
+    )
     saturations: list[str] = []
     if args.cot or args.rag:
         session = evaluator.session(model, prompt)
@@ -313,6 +323,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             "retrievals": [r.to_json() for r in retrievals],
             "p": model.p,
             "stopped": stopped,
+            "number_format": args.number_format,
         }
         if args.overflow == "saturate":
             out["saturations"] = saturations
@@ -320,7 +331,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
         return 0
     from constructions.vocab import detokenize
 
-    print(f"model: {label} (p = {model.p}, evaluator {args.evaluator})")
+    fmt = f"IEEE {args.number_format}, no R_p rounding" if args.number_format != "exact" else f"evaluator {args.evaluator}"
+    print(f"model: {label} (p = {model.p}, {fmt})")
     print(f"prompt: {detokenize(prompt)}")
     print(f"generated: {detokenize(generated)}")
     for k, r in enumerate(retrievals, start=1):

@@ -286,7 +286,7 @@ def run_json(capsys, *argv):
 
 def test_run_model_one_step(capsys, lookup_in_catalog):
     assert run_json(capsys, "test-lookup", "--tokens", "<s> 1") == {
-        "generated": ["YES"], "answer": "YES", "retrievals": [], "p": 11, "stopped": "one step"}
+        "generated": ["YES"], "answer": "YES", "retrievals": [], "p": 11, "stopped": "one step", "number_format": "exact"}
     assert run_json(capsys, "test-lookup", "--tokens", "<s> 1 2")["generated"] == ["<StartSearch>"]
 
 
@@ -370,3 +370,14 @@ def test_subcommand_modules_extend_the_parser(capsys, monkeypatch):
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", (module.__name__,))
     code, out, _ = run_cli(capsys, "hello", "--name", "world")
     assert code == 0 and out == "hello world\n"
+
+
+def test_run_model_number_formats(capsys):
+    """IEEE formats run the same weights without R_p rounding; the JSON says which format ran."""
+    args = ("run-model", "random-transformer", "--tokens", "<s> 1 2 ~ 3", "--json")
+    exact = json.loads(run_cli(capsys, *args)[1])
+    f64 = json.loads(run_cli(capsys, *args, "--number-format", "float64")[1])
+    assert exact["number_format"] == "exact" and f64["number_format"] == "float64"
+    assert set(f64) == set(exact)
+    code, out, err = run_cli(capsys, *args, "--number-format", "float17")
+    assert code == 2 and "float17" in err and "Traceback" not in err
