@@ -8,11 +8,12 @@ too few / too many edges, and the Figure-3 family of Theorem 4.7's proof.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from .graphs import Graph
+from .graphs import Graph, random_non_tree_n_minus_1, random_tree
 from .lower_bounds import figure3_graph
 from .tasks import ARInstance, CGramInstance, CountingInstance, IndexInstance
 
@@ -197,3 +198,20 @@ def istree_graphs(max_n: int = 16) -> st.SearchStrategy[Graph]:
         arbitrary_graphs(min(max_n, 10)),
         figure3_cases(max_n).map(lambda c: c.graph),
     )
+
+
+def trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Trees on exactly n vertices: first a seeded uniform random tree (Pruefer; so that even one
+    derandomized example is a typical tree, not Hypothesis' simplest, the star 1-2 1-3 ...),
+    then Hypothesis' own (:func:`trees`)."""
+    return st.one_of(st.integers(0, 2**32 - 1).map(lambda s: random_tree(random.Random(s), n)), trees(n, min_n=n))
+
+
+def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
+    """Graphs on exactly n >= 4 vertices with n - 1 edges that are not trees (seeded)."""
+    return st.integers(0, 2**32 - 1).map(lambda s: random_non_tree_n_minus_1(random.Random(s), n))
+
+
+def large_sizes(table: dict[str, tuple[tuple[int, int], ...]], profile_name: str, max_n: int) -> tuple[tuple[int, int], ...]:
+    """(N, examples) pairs of a check's per-profile table, N <= max_n (unknown profiles: as ci)."""
+    return tuple((n, k) for n, k in table.get(profile_name, table["ci"]) if n <= max_n)

@@ -21,7 +21,6 @@ has ``claims.measure`` of the model at every n decoded, with the bound and the l
 """
 from __future__ import annotations
 
-import random
 from functools import lru_cache
 
 from hypothesis import strategies as st
@@ -32,9 +31,9 @@ from constructions.evaluate_fast import FastEvaluator
 from constructions.model import Model
 from proofs_check.algorithms import algorithm1, lemma_b27_chain
 from proofs_check.claims import measure
-from proofs_check.graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree
+from proofs_check.graphs import NO, YES, Graph, istree_answer
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
-from proofs_check.strategies import istree_graphs, trees
+from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, trees, trees_on
 
 FIGURE3 = Graph.parse("2-6 1-5 3-5 4-6 2-3")
 
@@ -88,23 +87,6 @@ LARGE: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
-def large_sizes(profile: Profile) -> tuple[tuple[int, int], ...]:
-    """(N, examples) pairs for the profile, N <= profile.max_n (unknown profiles: as ci)."""
-    return tuple((n, k) for n, k in LARGE.get(profile.name, LARGE["ci"]) if n <= profile.max_n)
-
-
-def trees_on(n: int) -> st.SearchStrategy[Graph]:
-    """Trees on exactly n vertices: first a seeded uniform random tree (Pruefer; so that even one
-    derandomized example is a typical tree, not Hypothesis' simplest, the star 1-2 1-3 ...),
-    then Hypothesis' own (``strategies.trees``)."""
-    return st.one_of(st.integers(0, 2**32 - 1).map(lambda s: random_tree(random.Random(s), n)), trees(n, min_n=n))
-
-
-def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
-    """Graphs on exactly n >= 4 vertices with n - 1 edges that are not trees (seeded)."""
-    return st.integers(0, 2**32 - 1).map(lambda s: random_non_tree_n_minus_1(random.Random(s), n))
-
-
 def run(profile: Profile) -> CheckOutcome:
     stats: dict[int, int] = {}
     small = min(profile.max_n, 8)
@@ -118,7 +100,7 @@ def run(profile: Profile) -> CheckOutcome:
         property_check(istree_graphs(small), body, profile),
         property_check(trees(big, min_n=9), body, profile, max_examples=max(2, profile.max_examples // 5)),
     ]
-    for n, k in large_sizes(profile):
+    for n, k in large_sizes(LARGE, profile.name, profile.max_n):
         outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
         outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
     out = combine(outcomes)

@@ -42,9 +42,9 @@ from constructions.model import Model
 from constructions.vocab import Token
 from proofs_check.algorithms import algorithm1, lemma_b27_chain
 from proofs_check.claims import measure
-from proofs_check.graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree
+from proofs_check.graphs import NO, YES, Graph, istree_answer, random_tree
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
-from proofs_check.strategies import figure3_cases, istree_graphs, trees
+from proofs_check.strategies import figure3_cases, istree_graphs, large_sizes, non_trees_on, trees, trees_on
 
 FIGURE3 = Graph.parse("2-6 1-5 3-5 4-6 2-3")
 torch.set_num_threads(1)  # the exact evaluator's small tensors: threads only add overhead
@@ -201,25 +201,8 @@ LARGE: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
-def large_sizes(profile: Profile) -> tuple[tuple[int, int], ...]:
-    """(N, examples) pairs for the profile, N <= profile.max_n (unknown profiles: as ci)."""
-    return tuple((n, k) for n, k in LARGE.get(profile.name, LARGE["ci"]) if n <= profile.max_n)
-
-
 def _seeded(make) -> st.SearchStrategy[Graph]:
     return st.integers(0, 2**32 - 1).map(lambda s: make(random.Random(s)))
-
-
-def trees_on(n: int) -> st.SearchStrategy[Graph]:
-    """Trees on exactly n vertices: first a seeded uniform random tree (so that even one
-    derandomized example is a typical tree, not Hypothesis' simplest, the star), then
-    Hypothesis' own (``strategies.trees``)."""
-    return st.one_of(_seeded(lambda r: random_tree(r, n)), trees(n, min_n=n))
-
-
-def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
-    """Graphs on exactly n >= 4 vertices with n - 1 edges that are not trees (seeded)."""
-    return _seeded(lambda r: random_non_tree_n_minus_1(r, n))
 
 
 def forests_on(n: int) -> st.SearchStrategy[Graph]:
@@ -250,7 +233,7 @@ def run(profile: Profile) -> CheckOutcome:
     if profile.name != "ci":  # at ci the N = 32 tree takes their place (time)
         outcomes.append(property_check(trees(min(profile.max_n, 16), min_n=9), body, profile,
                                        max_examples=max(2, profile.max_examples // 10)))
-    for n, k in large_sizes(profile):
+    for n, k in large_sizes(LARGE, profile.name, profile.max_n):
         outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
         outcomes.append(property_check(forests_on(n), body, profile, max_examples=k))
         if profile.name != "ci":

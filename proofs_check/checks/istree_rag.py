@@ -22,7 +22,6 @@ compares the two on a whole sequence).
 """
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from hypothesis import strategies as st
@@ -31,9 +30,9 @@ from constructions.decode import RegexOracle, retrieval_augmented
 from constructions.istree_rag import declared_p, istree_rag_rnn, max_chain, strip_fragments
 from proofs_check.algorithms import algorithm2
 from proofs_check.claims import measure
-from proofs_check.graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree
+from proofs_check.graphs import NO, YES, Graph, istree_answer
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
-from proofs_check.strategies import istree_graphs, trees
+from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, trees_on
 
 SIZES = (2, 4, 8, 16, 32, 64)
 
@@ -70,23 +69,6 @@ LARGE: dict[str, tuple[tuple[int, int], ...]] = {
 }
 
 
-def large_sizes(profile: Profile) -> tuple[tuple[int, int], ...]:
-    """(N, examples) pairs for the profile, N <= profile.max_n (unknown profiles: as ci)."""
-    return tuple((n, k) for n, k in LARGE.get(profile.name, LARGE["ci"]) if n <= profile.max_n)
-
-
-def trees_on(n: int) -> st.SearchStrategy[Graph]:
-    """Trees on exactly n vertices: first a seeded uniform random tree (so that even one
-    derandomized example is a typical tree, not Hypothesis' simplest, the star), then
-    Hypothesis' own (``strategies.trees``)."""
-    return st.one_of(st.integers(0, 2**32 - 1).map(lambda s: random_tree(random.Random(s), n)), trees(n, min_n=n))
-
-
-def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
-    """Graphs on exactly n >= 4 vertices with n - 1 edges that are not trees (seeded)."""
-    return st.integers(0, 2**32 - 1).map(lambda s: random_non_tree_n_minus_1(random.Random(s), n))
-
-
 def _run(profile: Profile) -> CheckOutcome:
     from constructions.evaluate_fast import FastEvaluator
 
@@ -111,7 +93,7 @@ def _run(profile: Profile) -> CheckOutcome:
     strategy = st.one_of(st.sampled_from(fixed), istree_graphs(max_n))
     with RegexOracle() as oracle:
         outcomes = [property_check(strategy, body, profile)]
-        for n, k in large_sizes(profile):
+        for n, k in large_sizes(LARGE, profile.name, profile.max_n):
             outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
             outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
     outcome = combine(outcomes)
