@@ -8,27 +8,28 @@ so each affine map is a contraction-ish sum of at most a few terms of size <= 1/
 inputs; the linear-RNN state h_t = A h_(t-1) + B x_t with row sums of |A| around 1/4 stays
 bounded; residual values stay far below 2^30 (p = 61's largest magnitude is about 1.07e9).
 
-Fast evaluator: batch of 32 sequences of length 512 (the issue's size), except the p = 201
-Transformer: at F = 100 fractional bits float64 cannot certify the rounding of soft softmax
-columns and nearly every column goes to the arb fallback (numerics.softmax_column, the
-reference's own cost per entry, and attention columns of a length-512 sequence are long), so
-that row runs batch 4 x length 64 unless --full-201 is given (the size is printed in the table).
-Reference: one sequence of length --ref-len (default 128: tens of seconds per row; its rate
-per token falls with the length, as attention costs grow with it).  The outputs are compared on
-a shared subset: the reference's sequence is the first `ref_len` tokens of the fast batch's
+Fast evaluator: batch of 32 sequences of length 512 (the issue's size) for every row, the
+p = 201 Transformer included (its softmax certifies in vectorized fixed point,
+constructions/softmax_fixed.py; --small-201 runs that row at 4 x 64 instead).
+Reference: one sequence, whose length is chosen per row so that it runs about --ref-seconds
+(default 60, "what it finishes in about a minute"): two short probes (32 and 64 tokens) fit
+time(l) = a l + c l^2 (attention makes the per-token cost grow with the length) and the length
+is solved from the fit (multiple of 16, at most the fast length); --ref-len fixes it instead.
+The chosen length and the reference's seconds are printed per row.  The outputs are compared
+on a shared subset: the reference's sequence is the first `ref_len` tokens of the fast batch's
 first sequence, and causality makes the fast residual's first `ref_len` columns equal to the
 reference residual; the short sequence through the fast evaluator must also give the same
 residual and logits.  Threads pinned to 1.
-Same-run ratios measured (threads = 1, defaults, two rows at a time on a 2-core machine):
-transformer p=61 187x, linear RNN p=61 120x, linear RNN p=201 24.7x, transformer p=201 4.9x
-(4 x 64; the goal of 20x at p = 201 is not met for the Transformer: its softmax needs a
-vectorized ~150-bit exp, see the fast evaluator's docstring).  A full default run takes about
-two minutes.
-Run:  python benchmarks/evaluator.py [--batch B --length L --ref-len R --full-201 --only ARCH:P]
+Same-run ratios measured (threads = 1, defaults, on a shared 2-core machine with other jobs):
+transformer p=201 33.8x (fast 32 x 512 in 126 s, 1039 token-layers/s; reference length 288 in
+75 s, 30.7 token-layers/s; agree True).  Earlier runs (reference at length 128): transformer
+p=61 187x, linear RNN p=61 120x, linear RNN p=201 24.7x.
+Run:  python benchmarks/evaluator.py [--batch B --length L --ref-len R --ref-seconds S --small-201 --only ARCH:P]
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -54,43 +55,67 @@ def bench_model(arch: str, p: int):
     return model
 
 
+def reference_length(model, tokens, target_s: float, max_len: int) -> int:
+    """A reference length expected to take about ``target_s`` seconds: probes at 32 and 64
+    tokens fit time(l) = a l + c l^2 (a, c >= 0), solved for time = target_s."""
+    ref = ReferenceEvaluator()
+    times = []
+    for n in (32, 64):
+        t = time.perf_counter()
+        ref.forward(model, tokens[:n])
+        times.append(time.perf_counter() - t)
+    # t1 = 32 a + 1024 c, t2 = 64 a + 4096 c
+    c = max(0.0, (times[1] - 2 * times[0]) / 2048)
+    a = max(1e-9, (times[0] - 1024 * c) / 32)
+    if c > 0:
+        n = (-a + math.sqrt(a * a + 4 * c * target_s)) / (2 * c)
+    else:
+        n = target_s / a
+    return int(max(64, min(max_len, 16 * round(n / 16))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--length", type=int, default=512)
-    ap.add_argument("--ref-len", type=int, default=128)
+    ap.add_argument("--ref-len", type=int, default=0, help="fixed reference length (default: ~--ref-seconds)")
+    ap.add_argument("--ref-seconds", type=float, default=60.0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--full-201", action="store_true", help="p = 201 Transformer at the full size too (slow)")
+    ap.add_argument("--small-201", action="store_true", help="p = 201 Transformer at 4 x 64 only")
     ap.add_argument("--only", action="append", default=[], help="run only these rows, e.g. transformer:61")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    print(f"threads=1 device={args.device} fast: batch {args.batch} x length {args.length}; reference: length {args.ref_len}")
-    print(f"{'model':<14}{'p':>5}{'fast size':>11}{'ref tok-layer/s':>18}{'fast tok-layer/s':>18}{'ratio':>9}  agree")
+    print(f"threads=1 device={args.device} fast: batch {args.batch} x length {args.length}; "
+          f"reference: one sequence, {'length ' + str(args.ref_len) if args.ref_len else f'~{args.ref_seconds:.0f} s'}")
+    print(f"{'model':<14}{'p':>5}{'fast size':>11}{'fast s':>8}{'ref len':>8}{'ref s':>7}"
+          f"{'ref tok-layer/s':>17}{'fast tok-layer/s':>18}{'ratio':>8}  agree")
     for arch in ("transformer", "linear_rnn"):
         for p in (61, 201):
             if args.only and f"{arch}:{p}" not in args.only:
                 continue
             model = bench_model(arch, p)
             batch, length = args.batch, args.length
-            if arch == "transformer" and p == 201 and not args.full_201:
+            if arch == "transformer" and p == 201 and args.small_201:
                 batch, length = min(batch, 4), min(length, 64)
             seqs = [random_tokens(model, length, seed=1000 * p + s) for s in range(batch)]
-            ref_tokens = seqs[0][: args.ref_len]
+            ref_len = args.ref_len or reference_length(model, seqs[0], args.ref_seconds, length)
+            ref_tokens = seqs[0][:ref_len]
             ref = ReferenceEvaluator()
             t = time.perf_counter()
             r = ref.forward(model, ref_tokens)
             t_ref = time.perf_counter() - t
-            ref_rate = args.ref_len * LAYERS / t_ref
+            ref_rate = ref_len * LAYERS / t_ref
             fast = FastEvaluator(device=args.device)
             t = time.perf_counter()
             out = fast.forward_batch(model, seqs)
             t_fast = time.perf_counter() - t
             fast_rate = batch * length * LAYERS / t_fast
-            agree = bool((out[0].residual[:, : args.ref_len] == r.residual).all())
+            agree = bool((out[0].residual[:, :ref_len] == r.residual).all())
             # the short sequence itself through the fast evaluator: residual and next token
             short = fast.forward(model, ref_tokens)
             agree = agree and bool((short.residual == r.residual).all()) and short.logits == r.logits
-            print(f"{arch:<14}{p:>5}{f'{batch}x{length}':>11}{ref_rate:>18.1f}{fast_rate:>18.1f}{fast_rate / ref_rate:>9.1f}  {agree}")
+            print(f"{arch:<14}{p:>5}{f'{batch}x{length}':>11}{t_fast:>8.1f}{ref_len:>8}{t_ref:>7.1f}"
+                  f"{ref_rate:>17.1f}{fast_rate:>18.1f}{fast_rate / ref_rate:>8.1f}  {agree}")
             sys.stdout.flush()
 
 

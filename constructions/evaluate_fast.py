@@ -41,8 +41,16 @@ saturation) and the path below.  Exact path: each column is ``softmax(scores / s
 relative error bound (every float operation's error budgeted, see :func:`_float_softmax`), and
 an entry is *certified* when the whole error interval lies strictly inside one rounding cell
 (entries near 1 use the complement ``2^F * sum_(i != max) e_i / sum e_i``).  A column with any
-uncertified entry is handed to ``numerics.softmax_column`` (arb) itself.  At large p (F >~ 45)
-only hard columns (values ~0 or ~1) certify in float64 and the rest go to arb; that is by design.
+uncertified entry goes on to fixed point.  Above F = 60 (where float64 certifies almost no soft
+entry) columns go to fixed point directly: :mod:`constructions.softmax_fixed` computes every
+2^F softmax_j in float64-held 24-bit limbs (exp by tables of exp(-i 2^-12k / sqrt(d)) and a short
+series, exact column sums, 1/S as an exact Python integer) with a rigorous error bound of about
+2^-30, and certifies an entry when it is farther than that from a rounding midpoint.  Only
+columns with an uncertified entry (about one entry in 2^30) are handed to
+``numerics.softmax_column`` (arb) itself.  Under ``round_once`` a float64 bound
+``|K|^T |Q|`` that proves every score of the head inside the range of R_p lets the exact scores
+skip the range-checking finish (one carry pass to canonical digits); otherwise the scores are
+finished and checked as before (overflow Location, saturation).
 
 Float modes
 -----------
@@ -64,6 +72,7 @@ from .errors import EvaluatorError, Location, PrecisionOverflow, ProofsCheckErro
 from .evaluate_reference import ForwardResult, _Run, embed, tied_unembed
 from .model import FeedForward, Model, TransformerLayer
 from .numerics import Arithmetic, Precision, div_round, softmax_column
+from .softmax_fixed import certified_softmax
 from .vocab import Token
 
 MODES = ("exact", "float64", "float32", "bfloat16")
@@ -74,6 +83,7 @@ _CHUNK = 8192  # entries per cache-sized chunk of multi-limb finishing passes
 _U = 2.0**-53  # unit roundoff of float64
 _FLOAT_SOFTMAX_MAX_F = 330  # 2^F, 2^(3F+2) and 2^(-2F) stay normal float64 numbers
 _FLOAT_SCORES_MAX_F = 45  # float64 scores can certify roundings of 2^F softmax only for small F
+_FLOAT_SOFTMAX_ONLY_F = 60  # above: float64 certifies almost no soft entry; straight to fixed point
 
 
 # =============================================================================================
@@ -832,18 +842,28 @@ class _Engine:
             cols = exact_cols.tolist()
             Qc, cz = Q[:, :, exact_cols], causal[:, exact_cols]
             pc = pv = None
+            L_S = Limbs(b).count(3 * F + 2)
             if self.arith.matmul == "round_once":
                 R = _gemm(Kt, Qc, b)  # exact scores, not rounded
+                if _scores_surely_in_range(K, Qc, cz, F, b, self.M):
+                    # no overflow to report: one carry pass gives the canonical digits
+                    Pc = self.softmax(_carry_floor(R, b, L_S + 1), cz, d_model, canonical=True)
+                    if len(cols) == n:
+                        P = Pc
+                    else:
+                        P[:, :, exact_cols] = Pc
+                    R = None
             else:
                 R, pc = self.round_products(Kt, Qc)
                 R = _shift_left_raw(R, F, b)
                 pv = self.product_value([(Kt, Qc, lambda s, c: c)])
-            S = self.finish(
-                R, 0, self.M << F, Limbs(b).count(3 * F + 2), lay, cz.unsqueeze(0),
-                lambda r, c: Location(li, "attention.scores", hi, t0 + cols[c] + 1, f"key position {r + 1}"),
-                2 * F, seq_base=s, pcount=pc, pvalue=pv,
-            )
-            P[:, :, exact_cols] = self.softmax(S, cz, d_model)
+            if R is not None:
+                S = self.finish(
+                    R, 0, self.M << F, L_S, lay, cz.unsqueeze(0),
+                    lambda r, c: Location(li, "attention.scores", hi, t0 + cols[c] + 1, f"key position {r + 1}"),
+                    2 * F, seq_base=s, pcount=pc, pvalue=pv,
+                )
+                P[:, :, exact_cols] = self.softmax(S, cz, d_model)
         Rv, pc = self.affine(V, P, None)
         pv = self.product_value([(V, P, lambda s, c: c)]) if pc is not None else None
         ones = torch.ones((1, 1, n), dtype=torch.bool, device=self.dev)
@@ -854,14 +874,15 @@ class _Engine:
         )
 
     # ---- softmax ---------------------------------------------------------------------------------
-    def softmax(self, S: torch.Tensor, causal: torch.Tensor, d: int) -> torch.Tensor:
-        """P (L_P, T, n): ROUND(softmax(scores[:k+1, k] / sqrt(d))) per query column, exact."""
+    def softmax(self, S: torch.Tensor, causal: torch.Tensor, d: int, canonical: bool = False) -> torch.Tensor:
+        """P (L_P, T, n): ROUND(softmax(scores[:k+1, k] / sqrt(d))) per query column, exact.
+        ``canonical``: S is already in canonical digits (floor carries, signed top digit)."""
         F, b = self.F, self.b
         T, n = causal.shape
         prec = self.P.prec
         tie = self.arith.tie
         L_P = Limbs(b).count(F + 2)
-        canon = _carry_floor(S, b, S.shape[0] + 1)
+        canon = S if canonical else _carry_floor(S, b, S.shape[0] + 1)
         # exact column maximum by lexicographic elimination on canonical digits
         cand = causal.clone()
         smax = []
@@ -872,7 +893,9 @@ class _Engine:
             smax.append(mx)
             cand = cand & (canon[k] == mx)
         smax = torch.stack(smax[::-1])  # canonical digits of the max, (Lc, 1, n)
-        gneg, gmag = _normalize(smax - canon, b)  # g = smax - s >= 0
+        # g = smax - s >= 0 on the causal entries (0 elsewhere): one floor-carry pass gives its
+        # canonical digits, all in [0, 2^b)
+        gmag = _carry_floor(torch.where(causal, smax - canon, 0), b, canon.shape[0])
         is_max = cand
         m = causal.sum(0)  # entries per column
         t = is_max.sum(0)
@@ -892,7 +915,7 @@ class _Engine:
             sel = (causal & uniform.unsqueeze(0)).unsqueeze(0)
             out = torch.where(sel, vals, out)
         todo = torch.nonzero(~uniform & (m > 0)).flatten()
-        if todo.numel() and F <= _FLOAT_SOFTMAX_MAX_F:
+        if todo.numel() and F <= _FLOAT_SOFTMAX_ONLY_F:
             cols = todo
             cert_cols, direct, comp, use_comp = _float_softmax(
                 gmag[:, :, cols], is_max[:, cols], causal[:, cols], d, F, b
@@ -910,6 +933,13 @@ class _Engine:
                 _, mag = _normalize(raw, b)
                 out[:, :, cc] = _trim(mag, L_P + 1)
                 certified[cc] = True
+        todo = ~certified & (m > 0)
+        if bool(todo.any()):
+            # fixed point (constructions.softmax_fixed), written into `out` in place; the
+            # columns it does not certify are overwritten below
+            ok = certified_softmax(gmag, b, causal & todo.unsqueeze(0), d, F, 2 * F, out)
+            if ok is not None:
+                certified |= ok & todo
         rest = torch.nonzero(~certified & (m > 0)).flatten().tolist()
         if rest:
             ints = _digits_to_ints(S[:, :, rest], b)  # (T, len(rest))
@@ -1133,6 +1163,21 @@ def _float_scores_softmax(K, Q, causal, d, F, b, M):
         cols_ok = ok_v.all(0)
     ok = cols_ok & in_range.all(0) & small_a
     return ok, vals
+
+
+def _scores_surely_in_range(K: torch.Tensor, Q: torch.Tensor, causal: torch.Tensor, F: int, b: int, M: int) -> bool:
+    """True when every causal score |K^T Q| (exact, on the 2^-2F grid) is proven below the
+    largest magnitude M 2^-F of R_p: the float64 GEMM of |K~|^T |Q~| (reals with relative
+    error <= (L - 1) u each, same-sign digit sums) is within 1.03 (kdim + 2L) u of sum |K| |Q|
+    >= |K^T Q| (as in :func:`_float_scores_softmax`); ``1 - 4u`` covers the float of M 2^-F."""
+    L, kdim = K.shape[0], K.shape[1]
+    if causal.numel() == 0:
+        return True
+    Ka = _signed_to_float(K, b, -F).abs().T
+    Qa = _signed_to_float(Q, b, -F).abs()
+    ub = (Ka @ Qa) * (1 + 1.03 * (kdim + 2 * L) * _U)
+    limit = float(M) * 2.0**-F * (1 - 4 * _U)
+    return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < limit)
 
 
 def _certify(v: torch.Tensor, E: torch.Tensor, rel: torch.Tensor):

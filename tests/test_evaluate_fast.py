@@ -299,32 +299,41 @@ def test_tied_unembed_follows_the_arithmetic():
 
 @pytest.mark.parametrize("tie", ["even", "away"])
 def test_softmax_head_mixed_certified_and_fallback_columns(tie, monkeypatch):
-    """One head at p = 201 (F = 100) with four query columns of known kinds: a single entry and
-    all-equal scores (exact 1/m), a gap of 60 sqrt(d) (every entry certifies in float64: the
-    small entry is ~2^13.4, the large one via its complement), and soft scores (float64 cannot
-    certify 100 fractional bits: arb fallback).  Each column must equal numerics.softmax_column
-    (the reference's own operator) and exactly the soft column may reach the fallback."""
+    """One head at p = 201 (F = 100) with five query columns of known kinds: a single entry, a
+    gap of 60 sqrt(d) (certified in float64 would be possible, here the fixed-point path takes
+    it), soft scores (certified in fixed point: float64 cannot hold 100 fractional bits), an
+    entry 2^-70 from a rounding midpoint (no bound certifies it: arb fallback), and all-equal
+    scores (exact 1/m).  Each column must equal numerics.softmax_column (the reference's own
+    operator) and exactly the near-midpoint column may reach the fallback."""
+    import random
+    from fractions import Fraction
+
     import constructions.evaluate_fast as ef
     from constructions.numerics import softmax_column
+    from tests.test_softmax_fixed import midpoint_distance, near_midpoint_column
 
     model = random_model(ModelSpec("transformer", 201, seed=7))
     prec, d = Precision(201), model.d
     F = prec.F
     arith = Arithmetic(tie=tie)
-    prep = ef._prepare(model, arith, 4, torch.device("cpu"))
+    prep = ef._prepare(model, arith, 5, torch.device("cpu"))
     eng = ef._Engine(prep, arith, ef._Checker(1, prep.prec, arith))
     one = 1 << (2 * F)  # score integers are reals times 2^(2F)
     far = (60 * one * math.isqrt(d * 10**12)) // 10**6  # ~ 60 sqrt(d)
+    tight = near_midpoint_column(random.Random(5), F, d, 4, 2, Fraction(1, 1 << 70))
+    assert midpoint_distance(tight, 2, F, d) < 2.0**-68
     cols = [
         [5 * one],  # single entry
-        [3 * one, 3 * one - far],  # certified in float64 (complement for the maximum)
-        [one // 3, -(one // 7), one // 5],  # soft: fallback
-        [-(one // 9)] * 4,  # equal scores
+        [3 * one, 3 * one - far],
+        [one // 3, -(one // 7), one // 5],  # soft
+        tight,  # fallback
+        [-(one // 9)] * 5,  # equal scores
     ]
-    S = np.zeros((4, 4), dtype=object)
+    n = len(cols)
+    S = np.zeros((n, n), dtype=object)
     for k, col in enumerate(cols):
         S[: len(col), k] = col
-    causal = torch.arange(4).reshape(4, 1) <= torch.arange(4).reshape(1, 4)
+    causal = torch.arange(n).reshape(n, 1) <= torch.arange(n).reshape(1, n)
     digits = ef._ints_to_digits(S, eng.b, ef.Limbs(eng.b).count(3 * F + 2), eng.dev)
     calls = []
 
@@ -334,9 +343,30 @@ def test_softmax_head_mixed_certified_and_fallback_columns(tie, monkeypatch):
 
     monkeypatch.setattr(ef, "softmax_column", spy)
     P = ef._digits_to_ints(eng.softmax(digits, causal, d), eng.b)
-    assert calls == [cols[2]], calls
+    assert calls == [cols[3]], calls
     for k, col in enumerate(cols):
         want = softmax_column(col, 2 * F, d, prec, tie)
         assert [int(v) for v in P[: len(col), k]] == want, k
         assert all(int(v) == 0 for v in P[len(col) :, k])
     assert [int(v) for v in P[:2, 1]] != [0, 1 << F]  # the certified column is not a trivial 0/1
+
+
+def test_p201_model_needs_no_softmax_fallback(monkeypatch):
+    """A random p = 201 Transformer (soft attention everywhere): the fast evaluator equals the
+    reference and never calls the arb fallback (every column certifies in fixed point)."""
+    import constructions.evaluate_fast as ef
+
+    calls = []
+    real = ef.softmax_column
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ef, "softmax_column", spy)
+    spec = ModelSpec("transformer", 201, extra_dims=4, n_layers=2, n_heads=2, key_dim=3, ffn_width=2,
+                     density=0.6, fractional=0.3, scale_log2=-1, max_len=24, seed=11)
+    model = random_model(spec)
+    tokens = random_tokens(model, 20, 3)
+    assert outcome(FastEvaluator(), model, tokens) == outcome(ReferenceEvaluator(), model, tokens)
+    assert not calls
