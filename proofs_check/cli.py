@@ -34,10 +34,11 @@ from proofs_check.plugins import import_modules
 
 PROG = "proofs-check"
 
-# Later issues add `run TASK ...` and `data istree ...` here.
+# Further subcommands, each a module with add_parser(subparsers).
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "proofs_check.run_command",
     "proofs_check.data",
+    "proofs_check.precision",
 )
 
 
