@@ -340,7 +340,6 @@ def _digits_to_ints(D: torch.Tensor, b: int) -> np.ndarray:
 def _ints_to_digits(arr: np.ndarray, b: int, L: int, device: torch.device) -> torch.Tensor:
     """Numpy array of Python ints -> signed digits (L, *shape)."""
     arr = np.asarray(arr, dtype=object)
-    shape = arr.shape
     try:
         a64n = arr.astype(np.int64)
         if arr.size and (int(a64n.max()) >= 1 << 62 or int(a64n.min()) <= -(1 << 62)):
@@ -816,7 +815,6 @@ class _Engine:
         """One head on sequence ``s``: keys/values at positions 1..T, queries at t0+1..t0+n."""
         F, b, names = self.F, self.b, self.P.names
         T, n = K.shape[2], Q.shape[2]
-        d = V.shape[1]
         keypos = torch.arange(T, device=self.dev).reshape(T, 1)
         qpos = (t0 + torch.arange(n, device=self.dev)).reshape(1, n)
         causal = keypos <= qpos  # (T, n): key j is seen by query k iff j <= k (mask C)
@@ -1486,13 +1484,7 @@ class _FloatRun:
     def forward(self, tokens: Sequence[Token], trace: bool) -> ForwardResult:
         model, vocab = self.model, self.model.vocab
         tokens = list(tokens)
-        if len(tokens) == 0:
-            raise TokenError("the token sequence is empty; give at least one token")
-        if len(tokens) > model.max_len:
-            raise TokenError(
-                f"sequence of length {len(tokens)} is longer than this model's position range "
-                f"({model.max_len}); build the model for a larger n or max_len"
-            )
+        model.check_length(len(tokens))
         d = model.d
         X = torch.zeros((d, len(tokens)), dtype=torch.float64)
         for l, tok in enumerate(tokens, start=1):

@@ -32,10 +32,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import Location, PrecisionOverflow, TokenError
-from .layout import Layout
 from .model import FeedForward, LinearRNNLayer, Model, TransformerLayer, zeros
 from .numerics import Arithmetic, Precision, div_round, softmax_column
-from .vocab import Token, Vocabulary
+from .vocab import Token
 
 
 @dataclass
@@ -131,13 +130,7 @@ class _Run:
 def embed(model: Model, tokens: Sequence[Token], run: _Run) -> np.ndarray:
     """A.3: number i -> i*w_1, k-th special token -> w_(2+k), position l -> l*w_d."""
     vocab, d, scale = model.vocab, model.d, run.prec.scale
-    if len(tokens) == 0:
-        raise TokenError("the token sequence is empty; give at least one token")
-    if len(tokens) > model.max_len:
-        raise TokenError(
-            f"sequence of length {len(tokens)} is longer than this model's position range "
-            f"({model.max_len}); build the model for a larger n or max_len"
-        )
+    model.check_length(len(tokens))
     X = zeros(d, len(tokens))
     names = model.layout.names
     for l, tok in enumerate(tokens, start=1):

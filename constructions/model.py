@@ -19,7 +19,7 @@ from typing import Any, Literal, Sequence, Union
 
 import numpy as np
 
-from .errors import WeightError
+from .errors import TokenError, WeightError
 from .layout import Layout
 from .numerics import Precision
 from .vocab import Vocabulary
@@ -138,6 +138,16 @@ class Model:
     @property
     def d(self) -> int:
         return self.layout.d
+
+    def check_length(self, length: int) -> None:
+        """A prompt must be non-empty and fit the model's position range (TokenError otherwise)."""
+        if length == 0:
+            raise TokenError("the token sequence is empty; give at least one token")
+        if length > self.max_len:
+            raise TokenError(
+                f"sequence of length {length} is longer than this model's position range "
+                f"({self.max_len}); build the model for a larger n or max_len"
+            )
 
     def validate(self) -> "Model":
         """Shapes, ranges, architecture ordering and the embedding layout; raises WeightError."""

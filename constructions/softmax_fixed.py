@@ -407,7 +407,6 @@ def _exp_limbs(P: _Plan, G: torch.Tensor, b: int, tables, k0: int = 0) -> torch.
 
 def _to_ints(rows: torch.Tensor) -> list[int]:
     """(L, n) limbs 1..L (integers < 2^24 as float64) -> Python ints in units 2^(-24 L)."""
-    L = rows.shape[0]
     acc = [0] * rows.shape[1]
     for t, row in enumerate(rows.to(torch.int64).cpu().tolist()):
         acc = [(a << LIMB) + v for a, v in zip(acc, row)]

@@ -18,3 +18,16 @@ def bfs_is_tree(n, edges):
                 seen.add(y)
                 queue.append(y)
     return len(edges) == n - 1 and len(seen) == n
+
+
+def recursive_euler_tour(edges, v=1, seen=None):
+    """Textbook recursive DFS, neighbours in edge order, writing v again after each child."""
+    seen = {v} if seen is None else seen
+    tour = [v]
+    for a, b in edges:
+        if v in (a, b):
+            u = b if a == v else a
+            if u not in seen:
+                seen.add(u)
+                tour += recursive_euler_tour(edges, u, seen) + [v]
+    return tour

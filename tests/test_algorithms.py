@@ -6,7 +6,7 @@ import itertools
 import re
 
 import pytest
-from graph_reference import bfs_is_tree
+from graph_reference import bfs_is_tree, recursive_euler_tour
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,17 +34,6 @@ FIGURE3 = "2-6 1-5 3-5 4-6 2-3"
 
 
 
-def recursive_euler_tour(n, edges, v=1, seen=None):
-    """Textbook recursive DFS, neighbours in edge order, writing v again after each child."""
-    seen = {v} if seen is None else seen
-    tour = [v]
-    for a, b in edges:
-        if v in (a, b):
-            u = b if a == v else a
-            if u not in seen:
-                seen.add(u)
-                tour += recursive_euler_tour(n, edges, u, seen) + [v]
-    return tour
 
 
 def bfs_component_size(n, edges, start=1):
@@ -171,7 +160,7 @@ def test_algorithm1_hand_worked(text, n, tour, answer):
 @given(S.istree_graphs(max_n=14))
 def test_algorithm1_is_the_recursive_dfs_tour(g):
     tour = algorithm1(g)
-    assert tour == recursive_euler_tour(g.n, g.edges)
+    assert tour == recursive_euler_tour(g.edges)
     assert len(tour) == 2 * bfs_component_size(g.n, g.edges) - 1
     edge_set = {frozenset(e) for e in g.edges}
     assert all(frozenset((a, b)) in edge_set for a, b in zip(tour, tour[1:]))
@@ -185,7 +174,7 @@ def test_every_order_and_orientation_small():
             for flips in itertools.product((False, True), repeat=base.m):
                 edges = [base.edges[i][::-1] if f else base.edges[i] for i, f in zip(order, flips)]
                 g = Graph.make(n, edges)
-                assert algorithm1(g) == recursive_euler_tour(n, g.edges)
+                assert algorithm1(g) == recursive_euler_tour(g.edges)
                 want = "YES" if bfs_is_tree(n, g.edges) else "NO"
                 assert lemma_b29_answer(g) == want
                 assert lemma_b27_chain(g, literal_end_check=False)[-1] == want
@@ -197,7 +186,7 @@ def test_every_order_and_orientation_small():
 
 @given(S.trees(max_n=14))
 def test_b27_chain_on_trees_is_the_tour(g):
-    assert lemma_b27_chain(g) == recursive_euler_tour(g.n, g.edges) + ["YES"]
+    assert lemma_b27_chain(g) == recursive_euler_tour(g.edges) + ["YES"]
 
 
 @given(S.istree_graphs(max_n=14))
@@ -252,7 +241,7 @@ def test_algorithm2_answer_and_every_retrieval(g):
     for q, got in replay_retrievals(g.tokens(), trace):
         assert got == q.result, (q, detokenize(g.tokens() + trace.tokens))
     if bfs_is_tree(g.n, g.edges):
-        assert _visits(trace.tokens) == recursive_euler_tour(g.n, g.edges)
+        assert _visits(trace.tokens) == recursive_euler_tour(g.edges)
 
 
 def test_algorithm2_cycle_trace():

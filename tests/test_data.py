@@ -5,7 +5,7 @@ import argparse
 import json
 
 import pytest
-from graph_reference import bfs_is_tree
+from graph_reference import bfs_is_tree, recursive_euler_tour
 
 from constructions.errors import InputError
 from constructions.vocab import Vocabulary
@@ -16,16 +16,6 @@ from proofs_check.graphs import Graph
 
 
 
-def recursive_euler_tour(edges, v=1, seen=None):
-    seen = {v} if seen is None else seen
-    tour = [v]
-    for a, b in edges:
-        if v in (a, b):
-            u = b if a == v else a
-            if u not in seen:
-                seen.add(u)
-                tour += recursive_euler_tour(edges, u, seen) + [v]
-    return tour
 
 
 def _read(path):

@@ -10,7 +10,6 @@ the far threshold, scores near the ends of the range of R_p.
 """
 from __future__ import annotations
 
-import math
 import random
 from fractions import Fraction
 
