@@ -171,18 +171,19 @@ def declared_p(n: int) -> int:
 # ---- spec helpers ---------------------------------------------------------------------------
 
 
-def _u(name: str, w1: Form, b1, w2: Form, b2, out: Form) -> Unit:
+def unit(name: str, w1: Form, b1, w2: Form, b2, out: Form) -> Unit:
+    """One ReGLU unit with exact (Fraction) constants; shared with istree_hybrid."""
     return Unit(name, dict(w1), Fraction(b1), dict(w2), Fraction(b2), dict(out))
 
 
 def _lin(name: str, w2: Form, out: str, b2=0) -> Unit:
     """Lemma B.2: one unit ReLU(one) * (w2 . x + b2) = w2 . x + b2 (one = 1 everywhere)."""
-    return _u(name, {"one": 1}, 0, w2, b2, {out: 1})
+    return unit(name, {"one": 1}, 0, w2, b2, {out: 1})
 
 
-def _flag_ge(name: str, var: str, T: int, out: str) -> list[Unit]:
+def flag_ge(name: str, var: str, T: int, out: str) -> list[Unit]:
     """[x >= T] for integer x (Lemma B.5 with eps = 1): ReLU(x - T + 1) - ReLU(x - T)."""
-    return [_u(f"{name}.a", {var: 1}, -T + 1, {}, 1, {out: 1}), _u(f"{name}.b", {var: 1}, -T, {}, 1, {out: -1})]
+    return [unit(f"{name}.a", {var: 1}, -T + 1, {}, 1, {out: 1}), unit(f"{name}.b", {var: 1}, -T, {}, 1, {out: -1})]
 
 
 def _eq0_times(name: str, x: Form, gate: Form, gate_b, out: Form) -> list[Unit]:
@@ -190,21 +191,21 @@ def _eq0_times(name: str, x: Form, gate: Form, gate_b, out: Form) -> list[Unit]:
     (ReLU(x + 1) - 2 ReLU(x) + ReLU(x - 1)) * gate."""
     outs = [(1, 1), (0, -2), (-1, 1)]
     return [
-        _u(f"{name}.{i}", x, b, gate, gate_b, {k: v * c for k, v in out.items()})
+        unit(f"{name}.{i}", x, b, gate, gate_b, {k: v * c for k, v in out.items()})
         for i, (b, c) in enumerate(outs)
     ]
 
 
 def _gated(name: str, flag: str, value: str, out: str) -> Unit:
     """flag * value for a 0/1 flag: ReLU(flag) * value (Lemma B.1)."""
-    return _u(name, {flag: 1}, 0, {value: 1}, 0, {out: 1})
+    return unit(name, {flag: 1}, 0, {value: 1}, 0, {out: 1})
 
 
 def _gated_square(name: str, flag: Form, flag_b, value: str, bound, out: str, scale=1) -> Unit:
     """scale * value^2 * [flag form = 1] for 0 <= value <= bound and a 0/1 flag form:
     ReLU(value - bound (1 - flag)) * scale * value."""
     w1 = {value: 1, **{k: bound * v for k, v in flag.items()}}
-    return _u(name, w1, Fraction(bound) * (Fraction(flag_b) - 1), {value: scale}, 0, {out: 1})
+    return unit(name, w1, Fraction(bound) * (Fraction(flag_b) - 1), {value: scale}, 0, {out: 1})
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ class Pair:
     k2_scaled: bool = False
 
 
-def _match_head(name: str, pairs: list[Pair], values: dict[str, Form], c: Constants,
+def match_head(name: str, pairs: list[Pair], values: dict[str, Form], c: Constants,
                 bos: Literal["key", "sink", "default"] = "key", first: bool = False,
                 drop_query_square: bool = False) -> HeadSpec:
     """A Lemma B.13-B.15 head: score(k', k) = -sum lam (K(k') - Q(k))^2 [- mu pos(k') if first].
@@ -266,7 +267,7 @@ def _copy_head(name: str, s: int, values: dict[str, Form], c: Constants) -> Head
     """COPY[s] (Def B.7, Lemma B.13): score -lam_pos (pos' - (pos - s))^2; k <= s reads <s>."""
     target = {POS: 1, "one": -s}
     target2 = {"pos2": 1, POS: -2 * s, "one": s * s}
-    return _match_head(name, [Pair(POS, "pos2", target, target2, c.lam_pos)], values, c, bos="key")
+    return match_head(name, [Pair(POS, "pos2", target, target2, c.lam_pos)], values, c, bos="key")
 
 
 # ---- the builder ----------------------------------------------------------------------------
@@ -300,10 +301,10 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
     # -- layer 1: attention outputs zero; FFN makes constants and position flags -------------
     ffn1 = FFNSpec(
         [
-            _u("pos2", {POS: 1}, 0, {POS: 1}, 0, {"pos2": 1}),
-            _u("num2", {NUM: 1}, 0, {NUM: 1}, 0, {"num2": 1}),
-            *_flag_ge("is_cot", POS, T_cot, "is_cot"),
-            *_flag_ge("is_cot2", POS, T_cot + 1, "is_cot2"),
+            unit("pos2", {POS: 1}, 0, {POS: 1}, 0, {"pos2": 1}),
+            unit("num2", {NUM: 1}, 0, {NUM: 1}, 0, {"num2": 1}),
+            *flag_ge("is_cot", POS, T_cot, "is_cot"),
+            *flag_ge("is_cot2", POS, T_cot + 1, "is_cot2"),
             *_eq0_times("is_end", {POS: 1}, {}, 1, {"is_end": 1}),
             *_eq0_times("is_final", {POS: 1}, {}, 1, {"is_final": 1}),
         ],
@@ -318,15 +319,15 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
     layer1 = LayerSpec("transformer", [], None, ffn1, "L1 constants and position flags")
 
     # -- layer 2: COUNT, COPY s=1, COPY s=2; FFN: records --------------------------------------
-    count = _match_head("count", [Pair(NUM, "num2", {NUM: 1}, {"num2": 1}, c.lam_v)],
+    count = match_head("count", [Pair(NUM, "num2", {NUM: 1}, {"num2": 1}, c.lam_v)],
                         {"cnt": {BOS: 1}}, c, bos="sink")
     copy1 = _copy_head("copy1", 1, {"prev_num": {NUM: 1}, "prev_tilde": {TILDE: 1}}, c)
     copy2 = _copy_head("copy2", 2, {"pp_num": {NUM: 1}}, c)
     n_ = n
     ffn2 = FFNSpec([
         # first occurrence: cnt = 1/2 exactly, later occurrences cnt <= ROUND(1/3) < 3/8
-        _u("fo.a", {"cnt": 1}, Fraction(-3, 8), {}, 8, {"fo": 1}),
-        _u("fo.b", {"cnt": 1}, Fraction(-1, 2), {}, 8, {"fo": -1}),
+        unit("fo.a", {"cnt": 1}, Fraction(-3, 8), {}, 8, {"fo": 1}),
+        unit("fo.b", {"cnt": 1}, Fraction(-1, 2), {}, 8, {"fo": -1}),
         _gated("cot_v", "is_cot", NUM, "cot_v"),
         _gated_square("cot_v2", {"is_cot": 1}, 0, NUM, n_, "cot_v2"),
         _gated("prev_v", "is_cot2", "prev_num", "prev_v"),
@@ -336,17 +337,17 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
         _gated_square("e_a2", {"prev_tilde": 1}, 0, "pp_num", n_, "e_a2"),
         _gated_square("e_b2", {"prev_tilde": 1}, 0, NUM, n_, "e_b2"),
         _gated("e_cb", "prev_tilde", "cnt", "e_cb"),
-        _u("C", {"is_cot": 1, "prev_tilde": -1, BOS: -1}, 0, {}, 1, {"C": 1}),
+        unit("C", {"is_cot": 1, "prev_tilde": -1, BOS: -1}, 0, {}, 1, {"C": 1}),
     ])
     layer2 = LayerSpec("transformer", [count, copy1, copy2], None, ffn2, "L2 count, copy; records")
 
     # -- layer 3: copy the first endpoint's count, count-before, father ------------------------
     copy2c = _copy_head("copy2c", 2, {"pp_cnt": {"cnt": 1}}, c)
-    pc_a = _match_head("countbefore_a", [Pair(NUM, "num2", {"pp_num": 1}, {}, c.lam_v)],
+    pc_a = match_head("countbefore_a", [Pair(NUM, "num2", {"pp_num": 1}, {}, c.lam_v)],
                        {"pc_a_raw": {"fo": 1}}, c, drop_query_square=True)
-    pc_b = _match_head("countbefore_b", [Pair(NUM, "num2", {NUM: 1}, {}, c.lam_v)],
+    pc_b = match_head("countbefore_b", [Pair(NUM, "num2", {NUM: 1}, {}, c.lam_v)],
                        {"pc_b_raw": {"fo": 1}}, c, drop_query_square=True)
-    father = _match_head("father", [Pair("cot_v", "cot_v2", {"cot_v": 1}, {}, c.lam_v)],
+    father = match_head("father", [Pair("cot_v", "cot_v2", {"cot_v": 1}, {}, c.lam_v)],
                          {"par": {"prev_v": 1}}, c, first=True, drop_query_square=True)
     ffn3 = FFNSpec([
         _gated("e_ca", "prev_tilde", "pp_cnt", "e_ca"),
@@ -355,23 +356,23 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
         _gated_square("e_pa2s", {"prev_tilde": 1}, 0, "pc_a_raw", 1, "e_pa2s", scale=c.lam_c),
         _gated_square("e_pb2s", {"prev_tilde": 1}, 0, "pc_b_raw", 1, "e_pb2s", scale=c.lam_c),
         *_eq0_times("fa", {"prev_v": 1, "par": -1}, {}, 1, {"fa": 1}),
-        _u("haspar.a", {"par": 1}, 0, {}, 1, {"haspar": 1}),
-        _u("haspar.b", {"par": 1}, -1, {}, 1, {"haspar": -1}),
+        unit("haspar.a", {"par": 1}, 0, {}, 1, {"haspar": 1}),
+        unit("haspar.b", {"par": 1}, -1, {}, 1, {"haspar": -1}),
     ])
     layer3 = LayerSpec("transformer", [copy2c, pc_a, pc_b, father], None, ffn3, "L3 counts; father")
 
     # -- layer 4: the edge {v_l, v_(l-1)} and v_l's count on it -------------------------------
     vq = ({"cot_v": 1}, {"cot_v2": 1})
     wq = ({"prev_v": 1}, {"prev_v2": 1})
-    edge_a = _match_head("edge_vw", [Pair("e_a", "e_a2", *vq, c.lam_v), Pair("e_b", "e_b2", *wq, c.lam_v)],
+    edge_a = match_head("edge_vw", [Pair("e_a", "e_a2", *vq, c.lam_v), Pair("e_b", "e_b2", *wq, c.lam_v)],
                          {"cv": {"e_ca": 1}}, c, bos="default")
-    edge_b = _match_head("edge_wv", [Pair("e_a", "e_a2", *wq, c.lam_v), Pair("e_b", "e_b2", *vq, c.lam_v)],
+    edge_b = match_head("edge_wv", [Pair("e_a", "e_a2", *wq, c.lam_v), Pair("e_b", "e_b2", *vq, c.lam_v)],
                          {"cv": {"e_cb": 1}}, c, bos="default")
     ffn4 = FFNSpec([
         _lin("s1.cv", {"cv": 1}, "s1"),
-        _u("s1.fa", {"fa": 1}, 0, {"one": 1, "cv": -1}, 0, {"s1": 1}),
-        _u("s1sq.fa", {"fa": 1}, 0, {"one": c.lam_c}, 0, {"s1sq_s": 1}),
-        _u("s1sq.cv", {"cv": 1, "fa": -1}, 0, {"cv": c.lam_c}, 0, {"s1sq_s": 1}),
+        unit("s1.fa", {"fa": 1}, 0, {"one": 1, "cv": -1}, 0, {"s1": 1}),
+        unit("s1sq.fa", {"fa": 1}, 0, {"one": c.lam_c}, 0, {"s1sq_s": 1}),
+        unit("s1sq.cv", {"cv": 1, "fa": -1}, 0, {"cv": c.lam_c}, 0, {"s1sq_s": 1}),
     ])
     layer4 = LayerSpec("transformer", [edge_a, edge_b], None, ffn4, "L4 edge lookup; search count")
 
@@ -385,7 +386,7 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
             vals: dict[str, Form] = {o: {other: 1}, found: {"prev_tilde": 1}}
             if cc:
                 vals[cc] = {cnt: 1}
-            heads.append(_match_head(
+            heads.append(match_head(
                 f"next{tag}_{side}",
                 [Pair(K, K2, *vq, c.lam_v), Pair(P, P2, {s: 1}, {s2: 1}, c.lam_c, k2_scaled=True)],
                 vals, c, bos="default"))
@@ -393,19 +394,19 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
 
     ffn5 = FFNSpec([
         *_eq0_times("skip", {"o1": 1, "par": -1}, {"found1": 1}, 0, {"skip": 1}),
-        _u("c1sq", {"c1": 1}, 0, {"c1": c.lam_c}, 0, {"c1sq_s": 1}),
+        unit("c1sq", {"c1": 1}, 0, {"c1": c.lam_c}, 0, {"c1sq_s": 1}),
     ])
     layer5 = LayerSpec("transformer", next_heads("1", "s1", "s1sq_s", "o1", "c1", "found1"), None, ffn5,
                        "L5 next edge; father-edge test")
     ffn6 = FFNSpec([
-        _u("child.1", {"found1": 1, "skip": -1}, 0, {}, 1, {"child": 1}),
-        _u("child.2", {"skip": 1, "found2": 1}, -1, {}, 1, {"child": 1}),
-        _u("up.1", {"found1": -1}, 1, {}, 1, {"up": 1}),
-        _u("up.2", {"skip": 1, "found2": -1}, 0, {}, 1, {"up": 1}),
-        _u("x.1", {"found1": 1, "skip": -1}, 0, {"o1": 1}, 0, {"x": 1}),
-        _u("x.2", {"skip": 1, "found2": 1}, -1, {"o2": 1}, 0, {"x": 1}),
-        _u("x.3", {"found1": -1}, 1, {"par": 1}, 0, {"x": 1}),
-        _u("x.4", {"skip": 1, "found2": -1}, 0, {"par": 1}, 0, {"x": 1}),
+        unit("child.1", {"found1": 1, "skip": -1}, 0, {}, 1, {"child": 1}),
+        unit("child.2", {"skip": 1, "found2": 1}, -1, {}, 1, {"child": 1}),
+        unit("up.1", {"found1": -1}, 1, {}, 1, {"up": 1}),
+        unit("up.2", {"skip": 1, "found2": -1}, 0, {}, 1, {"up": 1}),
+        unit("x.1", {"found1": 1, "skip": -1}, 0, {"o1": 1}, 0, {"x": 1}),
+        unit("x.2", {"skip": 1, "found2": 1}, -1, {"o2": 1}, 0, {"x": 1}),
+        unit("x.3", {"found1": -1}, 1, {"par": 1}, 0, {"x": 1}),
+        unit("x.4", {"skip": 1, "found2": -1}, 0, {"par": 1}, 0, {"x": 1}),
         _gated_square("x2.1", {"found1": 1, "skip": -1}, 0, "o1", n_, "x2"),
         _gated_square("x2.2", {"skip": 1, "found2": 1}, -1, "o2", n_, "x2"),
         _gated_square("x2.3", {"found1": -1}, 1, "par", n_, "x2"),
@@ -415,7 +416,7 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
                        "L6 next edge after the father edge; potential next vertex")
 
     # -- layer 7: has x appeared in the tour?  then the decision --------------------------------
-    visited = _match_head("visited", [Pair("cot_v", "cot_v2", {"x": 1}, {"x2": 1}, c.lam_v)],
+    visited = match_head("visited", [Pair("cot_v", "cot_v2", {"x": 1}, {"x2": 1}, c.lam_v)],
                           {"visited": {"is_cot": 1}}, c, bos="default")
     start = {"prev_tilde": 1, BOS: 1}  # S: an edge's second vertex or <s> (a possible prompt end)
     emit_child = ({"C": 1, "child": 1, "visited": -1}, -1)
@@ -426,14 +427,14 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
         emit_start = (start, 0)
     units = []
     for tag, (w1, b1) in (("child", emit_child), ("up", emit_up)):
-        units.append(_u(f"val.{tag}", w1, b1, {"x": 1}, 0, {"out_val": 1}))
-        units.append(_u(f"g.{tag}", w1, b1, {}, 1, {"out_g": 1}))
-    units.append(_u("val.start", emit_start[0], emit_start[1], {}, 1, {"out_val": 1, "out_g": 1}))
-    units.append(_u("no.cycle", {"C": 1, "child": 1, "visited": 1}, -2, {}, 1, {"out_no": 1}))
-    units.append(_u("no.length", {"C": 1, "up": 1, "haspar": -1, "is_final": -1}, -1, {}, 1, {"out_no": 1}))
-    units.append(_u("yes", {"C": 1, "up": 1, "haspar": -1, "is_final": 1}, -2, {}, 1, {"out_yes": 1}))
+        units.append(unit(f"val.{tag}", w1, b1, {"x": 1}, 0, {"out_val": 1}))
+        units.append(unit(f"g.{tag}", w1, b1, {}, 1, {"out_g": 1}))
+    units.append(unit("val.start", emit_start[0], emit_start[1], {}, 1, {"out_val": 1, "out_g": 1}))
+    units.append(unit("no.cycle", {"C": 1, "child": 1, "visited": 1}, -2, {}, 1, {"out_no": 1}))
+    units.append(unit("no.length", {"C": 1, "up": 1, "haspar": -1, "is_final": -1}, -1, {}, 1, {"out_no": 1}))
+    units.append(unit("yes", {"C": 1, "up": 1, "haspar": -1, "is_final": 1}, -2, {}, 1, {"out_yes": 1}))
     if edge_count_check:
-        units.append(_u("no.edges", {**start, "is_end": -1}, 0, {}, 1, {"out_no": 1}))
+        units.append(unit("no.edges", {**start, "is_end": -1}, 0, {}, 1, {"out_no": 1}))
     layer7 = LayerSpec("transformer", [visited], None, FFNSpec(units), "L7 visited; decision")
 
     unembed = None

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .blocks import FFNSpec, Form, LayerSpec, LinearUnitSpec, Unit, assemble, padded_layout
-from .dfs_transformer import Pair, _flag_ge, _match_head, _u
+from .dfs_transformer import Pair, flag_ge, match_head, unit
 from .errors import PrecisionError
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
@@ -203,12 +203,12 @@ HYBRID_DIMS: tuple[str, ...] = (
 
 def _step(name: str, form: Form, b, out: str) -> list[Unit]:
     """[z >= 1] for an integer z = form . x + b (0 for z <= 0): ReLU(z) - ReLU(z - 1) (Lemma B.5)."""
-    return [_u(f"{name}.a", form, b, {}, 1, {out: 1}), _u(f"{name}.b", form, b - 1, {}, 1, {out: -1})]
+    return [unit(f"{name}.a", form, b, {}, 1, {out: 1}), unit(f"{name}.b", form, b - 1, {}, 1, {out: -1})]
 
 
 def _hat(name: str, form: Form, b, out: str) -> list[Unit]:
     """[z = 0] for an integer z = form . x + b: ReLU(z + 1) - 2 ReLU(z) + ReLU(z - 1) (Lemma B.3)."""
-    return [_u(f"{name}.{i}", form, b + s, {}, 1, {out: w}) for i, (s, w) in enumerate(((1, 1), (0, -2), (-1, 1)))]
+    return [unit(f"{name}.{i}", form, b + s, {}, 1, {out: w}) for i, (s, w) in enumerate(((1, 1), (0, -2), (-1, 1)))]
 
 
 def _and_times(name: str, flags: list[str], value: Form, value_b, out: Form, neg: tuple[str, ...] = ()) -> Unit:
@@ -219,23 +219,23 @@ def _and_times(name: str, flags: list[str], value: Form, value_b, out: Form, neg
         w1[f] = w1.get(f, 0) + 1
     for f in neg:
         w1[f] = w1.get(f, 0) - 1
-    return _u(name, w1, -(len(flags) - 1), value, value_b, out)
+    return unit(name, w1, -(len(flags) - 1), value, value_b, out)
 
 
 def _sq(name: str, x: str, out: str) -> Unit:
     """x^2 for x >= 0: ReLU(x) * x (Lemma B.1)."""
-    return _u(name, {x: 1}, 0, {x: 1}, 0, {out: 1})
+    return unit(name, {x: 1}, 0, {x: 1}, 0, {out: 1})
 
 
 def _gated_val(name: str, flag: Form, flag_b, value: Form, bound, out: str, square: bool) -> Unit:
     """[flag form = 1] * v (square=False, needs the flag form <= 1 and 0 <= v) or * v^2
     (square=True, 0 <= v <= bound): ReLU(v - bound (1 - flag)) * v, or ReLU(flag) * v."""
     if not square:
-        return _u(name, dict(flag), flag_b, value, 0, {out: 1})
+        return unit(name, dict(flag), flag_b, value, 0, {out: 1})
     w1 = dict(value)
     for k, v in flag.items():
         w1[k] = w1.get(k, 0) + bound * v
-    return _u(name, w1, bound * (Fraction(flag_b) - 1), value, 0, {out: 1})
+    return unit(name, w1, bound * (Fraction(flag_b) - 1), value, 0, {out: 1})
 
 
 def istree_hybrid(n: int, p: int | None = None) -> Model:
@@ -277,8 +277,8 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
         _sq("num_sq", N(0), "num_sq"),
         _sq("w_sq", N(3), "w_sq"),
         # is_pv = [pos <= 3n - 2] and the current token is a number: a vertex of the prompt
-        _u("is_pv.a", {POS: -1, **{s: -3 * n for s in specials}}, P_END + 1, {}, 1, {"is_pv": 1}),
-        _u("is_pv.b", {POS: -1, **{s: -3 * n for s in specials}}, P_END, {}, 1, {"is_pv": -1}),
+        unit("is_pv.a", {POS: -1, **{s: -3 * n for s in specials}}, P_END + 1, {}, 1, {"is_pv": 1}),
+        unit("is_pv.b", {POS: -1, **{s: -3 * n for s in specials}}, P_END, {}, 1, {"is_pv": -1}),
         # at PROBE phase 5 (token r): a = [r != j0], b = [r = jx], c = [j0 + 2d >= n - 1],
         # e = [jx = 0] (x is the root), f = [tour length = 2n - 1]
         *_step("t_a", {N(0): 1, N(2): -1}, 0, "t_a"),
@@ -307,8 +307,8 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
     ffn2 = FFNSpec([
         _gated_val("kx", {"is_pv": 1}, 0, {N(0): 1}, Bg, "kx", square=False),
         _gated_val("kx2", {"is_pv": 1}, 0, {N(0): 1}, Bg, "kx2", square=True),
-        _u("kj", {"is_pv": 1}, 0, jform, 1, {"kj": 1}),
-        _u("kj2", {**{k: v for k, v in jform.items()}, "is_pv": Bk}, 1 - Bk, jform, 1, {"kj2": 1}),
+        unit("kj", {"is_pv": 1}, 0, jform, 1, {"kj": 1}),
+        unit("kj2", {**{k: v for k, v in jform.items()}, "is_pv": Bk}, 1 - Bk, jform, 1, {"kj2": 1}),
         # VISIT x jx j0: x = previous FOUND's y / UP's p (token before the marker), 1 at the start
         _and_times("V0.F", [V(0), Fd(4)], {N(1): 1}, 0, val),
         _and_times("V0.U", [V(0), U(4)], {N(1): 1}, 0, val),
@@ -324,8 +324,8 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
         _and_times("Q2", [Q(2)], {N(3): 1}, 0, val),  # j0 = VISIT's j0 or the previous r
         _and_times("Q3.V", [Q(3), V(7)], {}, 1, val),  # d = 1 after VISIT
         _and_times("Q3.Q", [Q(3), Q(9)], {N(5): 2}, 0, val),  # d = 2 d_prev ...
-        _u("Q3.skip.a", {**z3, **gate3}, -2 * Bg, {N(5): -2}, 1, val),  # ... or 1 if r != j0
-        _u("Q3.skip.b", {**z3, **gate3}, -2 * Bg - 1, {N(5): 2}, -1, val),
+        unit("Q3.skip.a", {**z3, **gate3}, -2 * Bg, {N(5): -2}, 1, val),  # ... or 1 if r != j0
+        unit("Q3.skip.b", {**z3, **gate3}, -2 * Bg - 1, {N(5): 2}, -1, val),
         _and_times("Q5.probe_skip", [Q(5), "t_a", "t_b"], {}, 1, o(PROBE)),
         _and_times("Q5.probe_double", [Q(5)], {}, 1, o(PROBE), neg=("t_a", "t_c")),
         _and_times("Q5.found", [Q(5), "t_a"], {}, 1, o(FOUND), neg=("t_b",)),
@@ -339,23 +339,23 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
         _and_times("U1", [U(1)], {N(5): 1}, 0, val),
         _and_times("U3", [U(3)], {}, 1, o(VISIT)),
         # the prompt's end (an edge's second vertex, or <s> alone): VISIT iff position 3n - 2
-        _u("start", {T1: 1, BOS: 1, "is_end": 1}, -1, {}, 1, o(VISIT)),
-        _u("no_edges", {T1: 1, BOS: 1, "is_end": -1}, 0, {}, 1, o("NO")),
+        unit("start", {T1: 1, BOS: 1, "is_end": 1}, -1, {}, 1, o(VISIT)),
+        unit("no_edges", {T1: 1, BOS: 1, "is_end": -1}, 0, {}, 1, o("NO")),
         # out_g = 1 where a number is emitted
-        _u("numbers", {}, 1, {f: 1 for f in (V(0), V(1), V(2), Q(0), Q(1), Q(2), Q(3), Q(4),
+        unit("numbers", {}, 1, {f: 1 for f in (V(0), V(1), V(2), Q(0), Q(1), Q(2), Q(3), Q(4),
                                            Fd(0), Fd(1), Fd(2), U(0), U(1), U(2))}, 0, g),
     ])
     layer2 = LayerSpec("linear_rnn", lu=None, ffn=ffn2, name="R2 keys; window-determined next token")
 
     # -- layer 3: the Transformer layer: three lookups, then the lookup-determined next token ----
-    near = _match_head(
+    near = match_head(
         "near",
         [Pair("kx", "kx2", {N(3): 1}, {"w_sq": 1}, c.lam_near),
          Pair("kj", "kj2", {N(1): 1, N(0): 1, "one": Fraction(1, 4)}, {}, c.mu_near)],
         {"near_r": {"kj": 1}}, c, bos="sink")
-    other = _match_head("other", [Pair("ko_j", "ko_j2", {N(0): 1}, {}, c.lam_o)],
+    other = match_head("other", [Pair("ko_j", "ko_j2", {N(0): 1}, {}, c.lam_o)],
                         {"o_sum": {"ko_sum": 1}}, c, drop_query_square=True)
-    visit = _match_head("visit", [Pair("vis_x", "vis_x2", {N(0): 1}, {"num_sq": 1}, c.lam_v)],
+    visit = match_head("visit", [Pair("vis_x", "vis_x2", {N(0): 1}, {"num_sq": 1}, c.lam_v)],
                         {"v_jx": {"vis_jx": 1}, "v_present": {V(2): 1}}, c, bos="default", first=True)
     ffn3 = FFNSpec([
         _and_times("Q4", [Q(4)], {"near_r": 1}, 0, val),  # r
@@ -450,18 +450,18 @@ def istree_binary_hybrid(n: int, p: int | None = None) -> Model:
 
     lu1 = recent_input_spec([NUM], [["b:num0"], ["b:num1"], ["b:num2"]]) + \
         recent_input_spec([TILDE], [["b:tilde0"], ["b:tilde1"]])
-    ffn1 = FFNSpec([*_flag_ge("hu", u, H, "hu"), *_flag_ge("hv", v, H, "hv")], bias={"one": 1})
+    ffn1 = FFNSpec([*flag_ge("hu", u, H, "hu"), *flag_ge("hv", v, H, "hv")], bias={"one": 1})
     on_u = ({is_e: 1, "hv": 1, "hu": -1}, -1)  # hub edge whose hub is v: non-hub end u
     on_v = ({is_e: 1, "hu": 1, "hv": -1}, -1)
     ffn2 = FFNSpec([
-        _u("sa", {is_e: 1, "hu": -1, "hv": -1}, 0, {u: 1}, 0, {"sa": 1}),
-        _u("sb", {is_e: 1, "hu": -1, "hv": -1}, 0, {v: 1}, 0, {"sb": 1}),
-        _u("e_lo.u", *on_u, {u: 1}, 0, {"e_lo": 1}),
-        _u("e_lo.v", *on_v, {v: 1}, 0, {"e_lo": 1}),
+        unit("sa", {is_e: 1, "hu": -1, "hv": -1}, 0, {u: 1}, 0, {"sa": 1}),
+        unit("sb", {is_e: 1, "hu": -1, "hv": -1}, 0, {v: 1}, 0, {"sb": 1}),
+        unit("e_lo.u", *on_u, {u: 1}, 0, {"e_lo": 1}),
+        unit("e_lo.v", *on_v, {v: 1}, 0, {"e_lo": 1}),
         _gated_val("e_lo2.u", on_u[0], on_u[1], {u: 1}, n, "e_lo2", square=True),
         _gated_val("e_lo2.v", on_v[0], on_v[1], {v: 1}, n, "e_lo2", square=True),
-        _u("e_bit.u", *on_u, {v: 1}, -H, {"e_bit": 1}),
-        _u("e_bit.v", *on_v, {u: 1}, -H, {"e_bit": 1}),
+        unit("e_bit.u", *on_u, {v: 1}, -H, {"e_bit": 1}),
+        unit("e_bit.v", *on_v, {u: 1}, -H, {"e_bit": 1}),
     ])
     lu3 = prefix_sum_spec("sa", "acc_a") + prefix_sum_spec("sb", "acc_b")
 
@@ -469,15 +469,15 @@ def istree_binary_hybrid(n: int, p: int | None = None) -> Model:
         pass
     cc = _C()
     cc.G, cc.mu, cc.L = G, 0, 3 * n - 2
-    hub_a = _match_head("hub_a", [Pair("e_lo", "e_lo2", {"acc_a": 1}, {}, lam)], {"bit_a": {"e_bit": 1}}, cc,
+    hub_a = match_head("hub_a", [Pair("e_lo", "e_lo2", {"acc_a": 1}, {}, lam)], {"bit_a": {"e_bit": 1}}, cc,
                         drop_query_square=True)
-    hub_b = _match_head("hub_b", [Pair("e_lo", "e_lo2", {"acc_b": 1}, {}, lam)], {"bit_b": {"e_bit": 1}}, cc,
+    hub_b = match_head("hub_b", [Pair("e_lo", "e_lo2", {"acc_b": 1}, {}, lam)], {"bit_b": {"e_bit": 1}}, cc,
                         drop_query_square=True)
     ffn4 = FFNSpec([
-        _u("differ.ab", {"bit_a": 1, "bit_b": -1}, 0, {}, 1, {YES_D: 1, NO_D: -1}),
-        _u("differ.ba", {"bit_b": 1, "bit_a": -1}, 0, {}, 1, {YES_D: 1, NO_D: -1}),
-        _u("no", {}, 1, {}, 1, {NO_D: 1}),
-        _u("cancel_num", {}, 1, {NUM: -1}, 0, {NUM: 1}),
+        unit("differ.ab", {"bit_a": 1, "bit_b": -1}, 0, {}, 1, {YES_D: 1, NO_D: -1}),
+        unit("differ.ba", {"bit_b": 1, "bit_a": -1}, 0, {}, 1, {YES_D: 1, NO_D: -1}),
+        unit("no", {}, 1, {}, 1, {NO_D: 1}),
+        unit("cancel_num", {}, 1, {NUM: -1}, 0, {NUM: 1}),
     ])
     layers = [
         LayerSpec("linear_rnn", lu=lu1, ffn=ffn1, name="R1 window; hub tests"),
