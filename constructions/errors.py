@@ -37,6 +37,11 @@ class InputError(ProofsCheckError):
     """A task instance or graph is malformed (vertex out of range, self-loop, repeated edge...)."""
 
 
+class MachineError(InputError):
+    """A Turing machine or circuit is malformed (bad text format, unknown symbol or state, an
+    input outside the alphabet, no step limit for a machine that cannot halt)."""
+
+
 class EvaluatorError(ProofsCheckError):
     """The chosen evaluator cannot represent this model exactly (e.g. too many bits)."""
 

@@ -6,7 +6,8 @@ Tasks come from plug-in modules listed in :data:`RUNNER_MODULES`; each exports
 ``RUNNERS: dict[str, TaskRunner]`` (see :class:`proofs_check.retrieval_runners.TaskRunner`):
 ``name``, ``models``, ``add_arguments(parser)`` (extra options, e.g. IsTree's ``--edges``),
 ``instances_from_args(args)`` (instances given by those options, or None), ``parse(data, n)``
-(one JSON object -> instance) and ``run(instance, model, n, p, evaluator, cache, oracle) -> dict``.
+(one JSON object -> instance) and ``run(instance, model, n, p, evaluator, cache, oracle) -> dict``;
+optionally ``bind(args)``, a copy of the runner carrying its own options (tm's ``--max-steps``).
 Modules not written yet are skipped.
 
 Output per instance (``--json``: one JSON line each)::
@@ -32,6 +33,7 @@ from proofs_check.plugins import import_modules
 RUNNER_MODULES: tuple[str, ...] = (
     "proofs_check.retrieval_runners",
     "proofs_check.istree_runners",
+    "proofs_check.tm_runners",
 )
 
 
@@ -117,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     runners = load_runners()
     runner = runners[args.task]
+    if hasattr(runner, "bind"):  # a runner with options of its own (tm's --max-steps)
+        runner = runner.bind(args)
     if args.model not in runner.models:
         raise InputError(f"task {args.task} has no model {args.model!r}; choose one of {', '.join(runner.models)}")
     if args.n is not None and args.n < 1:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 
 from .graphs import Graph, random_non_tree_n_minus_1, random_tree
 from .lower_bounds import figure3_graph
 from .tasks import ARInstance, CGramInstance, CountingInstance, IndexInstance
+
+if TYPE_CHECKING:
+    from constructions.turing_machine import Machine
 
 # ---- task instances -------------------------------------------------------------------------
 
@@ -215,3 +219,91 @@ def non_trees_on(n: int) -> st.SearchStrategy[Graph]:
 def large_sizes(table: dict[str, tuple[tuple[int, int], ...]], profile_name: str, max_n: int) -> tuple[tuple[int, int], ...]:
     """(N, examples) pairs of a check's per-profile table, N <= max_n (unknown profiles: as ci)."""
     return tuple((n, k) for n, k in table.get(profile_name, table["ci"]) if n <= max_n)
+
+
+# ---- Turing machines (Thm 5.4, 5.8, 4.1) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TMCase:
+    """A machine, its input cells 1..n and a step limit (``proofs_check.turing.simulate``'s
+    arguments)."""
+
+    machine: "Machine"
+    tape: tuple[int, ...]
+    max_steps: int
+
+
+@st.composite
+def machines(draw, min_states: int = 2, max_states: int = 4, min_symbols: int = 2, max_symbols: int = 3,
+             undefined: bool = True) -> "Machine":
+    """Random machines with B states and S symbols whose state graph reaches a halting transition
+    (a ``Z`` letter, or ``---`` when ``undefined``): each transition writes any symbol, moves
+    either way and goes to any state or halts; one cell is forced to halt if none does."""
+    from constructions.turing_machine import HALT, Machine, Transition
+
+    b = draw(st.integers(min_states, max_states))
+    s = draw(st.integers(min_symbols, max_symbols))
+    # live next states are drawn first (Hypothesis' simplest choice is a live state, not a halt)
+    next_state = st.one_of(st.integers(1, b), st.integers(1, b), st.integers(1, b), st.just(HALT))
+    cell = st.builds(Transition, st.integers(0, s - 1), st.sampled_from((1, -1)), next_state)
+    if undefined:
+        cell = st.one_of(cell, cell, cell, cell, cell, st.none())
+    rows = [draw(st.lists(cell, min_size=s, max_size=s)) for _ in range(b)]
+    m = Machine(b, s, tuple(map(tuple, rows)))
+    if not m.can_halt():
+        q, sym = draw(st.integers(1, b)), draw(st.integers(0, s - 1))
+        rows[q - 1][sym] = Transition(draw(st.integers(0, s - 1)), draw(st.sampled_from((-1, 1))), HALT)
+        m = Machine(b, s, tuple(map(tuple, rows)))
+        if not m.can_halt():  # the forced cell is not reachable from A: halt on A's first symbol
+            rows[0][0] = Transition(rows[0][0].write if rows[0][0] else 1, 1, HALT)
+            m = Machine(b, s, tuple(map(tuple, rows)))
+    return m
+
+
+@st.composite
+def tm_cases(draw, max_n: int = 6, max_steps: int = 40, min_steps: int = 1, min_states: int = 2,
+             max_states: int = 4, min_symbols: int = 2, max_symbols: int = 3) -> TMCase:
+    """A random machine that halts on a random input within ``max_steps`` steps, after at least
+    ``min_steps`` (when its state graph allows): the transition table is drawn *lazily along the
+    run*, as in the busy-beaver literature's tree normal form: a transition is drawn the first
+    time the run needs it, a halting one only from step ``min_steps`` on (always when it is the
+    last undefined cell), and the cells the run never uses are drawn at the end (any value,
+    ``---`` included).  Rejected (``assume``) when the run loops inside the defined cells."""
+    from hypothesis import assume, target
+
+    from constructions.turing_machine import HALT, Machine, Transition
+
+    b = draw(st.integers(min_states, max_states))
+    s = draw(st.integers(min_symbols, max_symbols))
+    tape = tuple(draw(st.lists(st.integers(0, s - 1), max_size=max_n)))
+    limit = draw(st.integers(max(1, min_steps), max(max_steps, min_steps)))
+    table: dict[tuple[int, int], Transition | None] = {}
+    cells = {i: v for i, v in enumerate(tape, start=1)}
+    state, head, steps = 1, 1, 0
+    while state != HALT and steps < limit:
+        key = (state, cells.get(head, 0))
+        steps += 1
+        if key not in table:
+            last = len(table) == b * s - 1
+            halt = last or (steps >= min(min_steps, limit) and draw(st.integers(0, 3)) == 0)
+            nxt = HALT if halt else draw(st.integers(1, b))
+            if halt and draw(st.integers(0, 4)) == 0:
+                table[key] = None  # an undefined transition halts in place
+            else:
+                table[key] = Transition(draw(st.integers(0, s - 1)), draw(st.sampled_from((1, -1))), nxt)
+        tr = table[key]
+        if tr is None:
+            state = HALT
+            break
+        cells[head] = tr.write
+        head += tr.move
+        state = tr.next_state
+    assume(state == HALT)
+    target(float(steps), label="tm steps")
+    live = st.builds(Transition, st.integers(0, s - 1), st.sampled_from((1, -1)), st.integers(0, b))
+    rows = tuple(
+        tuple(table[(q, a)] if (q, a) in table else draw(st.one_of(live, st.none())) for a in range(s))
+        for q in range(1, b + 1)
+    )
+    return TMCase(Machine(b, s, rows), tape, limit)
