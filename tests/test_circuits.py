@@ -36,7 +36,7 @@ def test_json_round_trip() -> None:
 
 
 @pytest.mark.parametrize("gates, words", [
-    ([["and", 2, 1]], "earlier gates"),
+    ([["state", 0, 0], ["and", 3, 1], ["xor", 1, 2], ["xor", 1, 2]], "earlier gates"),
     ([["state", 0, 0], ["input", 0, 3], ["xor", 1, 2], ["xor", 1, 2]], "input coordinate/bit"),
     ([["input", 0, 0], ["state", 0, 0], ["xor", 1, 2], ["xor", 1, 2]], "must be the state gates"),
     ([["state", 0, 0], ["nand", 1, 1], ["xor", 1, 2], ["xor", 1, 2]], "kind one of"),
