@@ -307,6 +307,19 @@ def _indicator_units(
     return units, {o: to_fraction(scale) * v for o, v in out.items()}
 
 
+def integer_hat(name: str, form: Form, bias: Coef, out: Form, gate: Form | None = None, gate_bias: Coef = 1) -> list[Unit]:
+    """[z = 0] * (gate . x + gate_bias) written to ``out``, for an *integer* z = form . x + bias:
+    the hat ReLU(z + 1) - 2 ReLU(z) + ReLU(z - 1) of Lemma B.3 in integer form (as in Lemma B.22's
+    proof), three ReGLU units whose second factor is the gate (default: the constant 1).  Exact
+    at any p that holds |z| + 1 and the gated value."""
+    g = dict(gate or {})
+    return [
+        Unit(f"{name}:{tag}", dict(form), to_fraction(bias) + shift, g, gate_bias,
+             {o: w * to_fraction(v) for o, v in out.items()})
+        for tag, shift, w in (("+1", 1, 1), ("0", 0, -2), ("-1", -1, 1))
+    ]
+
+
 def indicator_spec(x: str, out: str, B: int, *, value: Coef = 1, name: str | None = None) -> FFNSpec:
     """Lemma B.3 (Indicator), fixed: g(x)[out] = value * 1[x_x = B] for integer x_x, width 4.
 

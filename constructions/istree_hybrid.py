@@ -62,6 +62,7 @@ from fractions import Fraction
 from .blocks import FFNSpec, Form, LayerSpec, LinearUnitSpec, Unit, assemble, padded_layout
 from .dfs_transformer import Pair, flag_ge, match_head, unit
 from .errors import PrecisionError
+from .ffn_blocks import integer_hat
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
 from .numerics import check_p
@@ -206,11 +207,6 @@ def _step(name: str, form: Form, b, out: str) -> list[Unit]:
     return [unit(f"{name}.a", form, b, {}, 1, {out: 1}), unit(f"{name}.b", form, b - 1, {}, 1, {out: -1})]
 
 
-def _hat(name: str, form: Form, b, out: str) -> list[Unit]:
-    """[z = 0] for an integer z = form . x + b: ReLU(z + 1) - 2 ReLU(z) + ReLU(z - 1) (Lemma B.3)."""
-    return [unit(f"{name}.{i}", form, b + s, {}, 1, {out: w}) for i, (s, w) in enumerate(((1, 1), (0, -2), (-1, 1)))]
-
-
 def _and_times(name: str, flags: list[str], value: Form, value_b, out: Form, neg: tuple[str, ...] = ()) -> Unit:
     """[all ``flags`` = 1 and all ``neg`` = 0] * (value . x + value_b) for 0/1 dims: one ReGLU
     unit ReLU(sum flags - sum neg - (|flags| - 1)) * (value . x + value_b)."""
@@ -282,11 +278,11 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
         # at PROBE phase 5 (token r): a = [r != j0], b = [r = jx], c = [j0 + 2d >= n - 1],
         # e = [jx = 0] (x is the root), f = [tour length = 2n - 1]
         *_step("t_a", {N(0): 1, N(2): -1}, 0, "t_a"),
-        *_hat("t_b", {N(0): 1, N(3): -1}, 0, "t_b"),
+        *integer_hat("t_b", {N(0): 1, N(3): -1}, 0, {"t_b": 1}),
         *_step("t_c", {N(2): 1, N(1): 2}, 2 - n, "t_c"),
-        *_hat("t_e", {N(3): 1}, 0, "t_e"),
-        *_hat("t_f", {"cnt_visit": 1}, -(2 * n - 1), "t_f"),
-        *_hat("is_end", {POS: 1}, -P_END, "is_end"),
+        *integer_hat("t_e", {N(3): 1}, 0, {"t_e": 1}),
+        *integer_hat("t_f", {"cnt_visit": 1}, -(2 * n - 1), {"t_f": 1}),
+        *integer_hat("is_end", {POS: 1}, -P_END, {"is_end": 1}),
         # input edge j's record at its second vertex (previous token ~): j, j^2, u + v
         _gated_val("ko_j", {T1: 1}, 0, {"cnt_tilde": 1}, Bk, "ko_j", square=False),
         _gated_val("ko_j2", {T1: 1}, 0, {"cnt_tilde": 1}, Bk, "ko_j2", square=True),

@@ -84,7 +84,7 @@ from typing import Union
 
 from .blocks import FFNSpec, LayerSpec, LinearUnitSpec, Unit, assemble
 from .errors import InputError
-from .ffn_blocks import min_precision, require_precision
+from .ffn_blocks import integer_hat, min_precision, require_precision
 from .layout import NUM as NUM_DIM, LayoutBuilder, special_dim
 from .model import Model
 from .numerics import check_p
@@ -297,16 +297,6 @@ def _tok_source(tok: str) -> str:
     return f"tok:{tok}"
 
 
-def _hat(name: str, form: dict, bias: int, out: str) -> list[Unit]:
-    """[t = 0] for integer t = form.x + bias: ReLU(t+1) - 2 ReLU(t) + ReLU(t-1) (Lemma B.3's
-    indicator in integer form, as in Lemma B.22's proof)."""
-    return [
-        Unit(f"{name}:+1", form, bias + 1, {}, 1, {out: 1}),
-        Unit(f"{name}:0", form, bias, {}, 1, {out: -2}),
-        Unit(f"{name}:-1", form, bias - 1, {}, 1, {out: 1}),
-    ]
-
-
 def _condition_sum(conds: tuple[Cond, ...]) -> tuple[dict, int]:
     """The linear form sum_c [c holds] (each c binary): (weights, constant)."""
     form: dict[str, int] = {}
@@ -367,10 +357,10 @@ def istree_rag_rnn(n: int, p: int | None = None) -> Model:
         parts = list(map(int, feat.split(":")[1:]))
         if feat.startswith("eq:"):
             i, j = parts
-            units1 += _hat(feat, {_mem("num", i): 1, _mem("num", j): -1}, 0, feat)
+            units1 += integer_hat(feat, {_mem("num", i): 1, _mem("num", j): -1}, 0, {feat: 1})
         else:
             (j,) = parts
-            units1 += _hat(feat, {_mem("num", j): 1}, -1, feat)
+            units1 += integer_hat(feat, {_mem("num", j): 1}, -1, {feat: 1})
     lb.alloc("pop")
     fail0, f3, n3 = (_mem(_tok_source(c.feature), c.slot) for c in POP_EVENT)
     units1.append(Unit("pop", {fail0: 1, f3: 1, n3: 1}, -1, {}, 1, {"pop": 1}))

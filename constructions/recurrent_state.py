@@ -9,6 +9,8 @@ enters through the embedding (l * w_d), as an input, not as memory.
 """
 from __future__ import annotations
 
+import ast
+
 import contextlib
 import dataclasses
 from dataclasses import dataclass
@@ -30,6 +32,13 @@ class LinearRNNState:
     def memory_bytes(self) -> bytes:
         """The memory only (h of every layer, at its non-zero-able dims) as bytes."""
         return repr((self.position, self.h)).encode()
+
+
+def memory_from_bytes(message: bytes) -> LinearRNNState:
+    """The state :meth:`LinearRNNState.memory_bytes` wrote (no readout column: the next step
+    makes it), parsed as a literal: what the other party of a two-party protocol rebuilds."""
+    position, h = ast.literal_eval(message.decode())
+    return LinearRNNState(int(position), tuple(tuple(int(v) for v in layer) for layer in h))
 
 
 def initial_state(model: Model) -> LinearRNNState:
