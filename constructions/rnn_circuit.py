@@ -21,12 +21,15 @@ nearest integer multiple of 2^-F with ties to even and range-checked (notes/nume
 State coordinates (p bits each, two's complement): every layer's h at the dims its linear unit
 can write (``Model.state_dims``; the others are always 0), then ``pos``, then ``overflow``.
 
-Overflow: the circuit *reproduces* every failure of the reference step as a flag: bit 0 of the
-``overflow`` coordinate becomes 1 (and stays 1) at a step where ``recurrent_state.step`` /
-``next_token`` raises: :class:`PrecisionOverflow` at any operator (embedding position included)
-or a position beyond ``max_len``.  While the flag is 0 the emitted token and the next state
-equal the reference's bit for bit; once it is 1 they are meaningless (the reference has raised).
-Valid states: h entries in R_p, 0 <= pos <= max_len, flag 0 or 1.
+Overflow: the circuit *reproduces* every failure of the reference as flags, bits of the
+``overflow`` coordinate: bit 0 becomes 1 (and stays 1) at a step where ``recurrent_state.step``
+raises (:class:`PrecisionOverflow` at any operator, the embedding's position included, or a
+position beyond ``max_len``); bit 1 is 1 iff this step's readout (``next_token``: the logits)
+overflows.  The two are apart because a run computes the readout only from the last prompt
+token on: a logit overflow at an earlier prompt position is no failure of the run.  While the
+flags are 0 the emitted token and the next state equal the reference's bit for bit; a set flag
+means the reference raises there and the circuit's values are meaningless.
+Valid states: h entries in R_p, 0 <= pos <= max_len, overflow 0 or 1.
 
 Refused (:class:`InputError` / :class:`PrecisionError`, with what to do): other architectures,
 more than two layers, p > ``MAX_P``, d > ``MAX_D``, a number token outside the integers of
@@ -79,7 +82,7 @@ class CompiledRNN:
         return tuple((v >> b) & 1 for v in values for b in range(p))
 
     def decode_state(self, bits: Sequence[int]) -> tuple[LinearRNNState, bool]:
-        """(the linear-RNN state, the overflow flag) the state bits hold."""
+        """(the linear-RNN state, the sticky overflow flag: some step failed) the state bits hold."""
         p = self.model.p
         values = [_signed(bits[c * p:(c + 1) * p]) for c in range(self.circuit.state_coords)]
         it = iter(values)
@@ -90,6 +93,10 @@ class CompiledRNN:
                 h[i] = next(it)
             hs.append(tuple(h))
         return LinearRNNState(values[self.pos_coord], tuple(hs)), bool(values[self.overflow_coord] & 1)
+
+    def readout_overflow(self, bits: Sequence[int]) -> bool:
+        """Whether the step that wrote these state bits had a logit overflow (its token is void)."""
+        return bool(bits[self.overflow_coord * self.model.p + 1])
 
     def reference_generated(self, prompt: Sequence[Token], cot_steps: int) -> list[Token]:
         """The original model's chain of thought on the reference evaluator: the ``cot_steps``
@@ -199,15 +206,19 @@ class _Step:
             G.append(self.rounded(self.b.multiply(self.b.relu(H1), H2)))
         return [self.affine(ffn.W3[j], G, ffn.b3[j]) for j in range(self.model.d)]
 
-    def readout(self, X: list[Vec]) -> Vec:
-        """argmax_t R(U_t . X), ties to the lowest id: a running maximum replaced only on >."""
+    def readout(self, X: list[Vec]) -> tuple[Vec, Wire]:
+        """(argmax_t R(U_t . X) with ties to the lowest id: a running maximum replaced only on >,
+        the logits' overflow flag)."""
         U = self.model.unembed if self.model.unembed is not None else self.codes
+        before = len(self.flags)
         logits = [self.affine(U[t], X) for t in range(len(self.model.vocab))]
+        flag = self.b.any_(self.flags[before:])
+        del self.flags[before:]
         best, index = logits[0], constant(0)
         for t in range(1, len(logits)):
             better = self.b.greater(logits[t], best)
             best, index = self.b.mux(better, logits[t], best), self.b.mux(better, constant(t), index)
-        return index
+        return index, flag
 
 
 def _bits(v: Vec, w: int) -> list[Wire]:
@@ -231,11 +242,11 @@ def compile_rnn(model: Model, arith: Arithmetic = Arithmetic(), name: str | None
             coord += 1
         h, X = s.linear_layer(layer, X, h_prev, dims)
         next_h += [h[i] for i in dims]
-    index = s.readout(X)
+    index, readout_flag = s.readout(X)
     p = model.p
     flag = s.b.or_(s.b.state(s.overflow_coord, 0), s.b.any_(s.flags))
     out_bits = max(1, (len(model.vocab) - 1).bit_length())
-    wires = _bits(index, out_bits) + [w for v in next_h + [new_pos] for w in _bits(v, p)] + [flag] + [ZERO] * (p - 1)
+    wires = _bits(index, out_bits) + [w for v in next_h + [new_pos] for w in _bits(v, p)] + [flag, readout_flag] + [ZERO] * (p - 2)
     s.b.one()  # before the copies: the outputs must be the last gates
     ids = [s.b.copy(w) for w in wires]
     gates = prune(s.b.gates, s.b.state(s.overflow_coord, p - 1), ids)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .blocks import FFNSpec, LayerSpec, Unit, assemble
+from .errors import InputError
 from .ffn_blocks import min_precision, require_precision
 from .layout import LayoutBuilder
 from .model import Model
@@ -36,8 +37,9 @@ def counter_mod_model(k: int = 2, p: int = 7, max_len: int = 6) -> Model:
     mod = ReLU(cnt) + sum_(m >= 1) k (ReLU(cnt - mk) - ReLU(cnt - mk + 1)) (= cnt mod k for
     integer cnt >= 0: a slope-1 ramp dropping by k at each multiple of k) and one = 1.  Readout
     (explicit ``unembed``): logit_i = 2 i mod - i^2 = mod^2 - (mod - i)^2, largest at i = mod."""
-    if k < 2:
-        raise ValueError("k must be at least 2")
+    for name, value, low in (("k", k, 2), ("max_len", max_len, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"counter-mod: {name} must be an integer >= {low}, got {value!r}")
     require_precision(p, counter_mod_precision(k, max_len), f"the counter mod {k} up to length {max_len}")
     vocab = Vocabulary(k - 1, (), min_number=0)
     lb = LayoutBuilder(vocab)
@@ -62,6 +64,9 @@ CASES: dict[str, Callable[[], CompiledRNN]] = {
     "summation-rnn": _case(lambda: build_summation_model(3, 9, max_len=4), "summation-rnn"),
     "special-position-rnn": _case(lambda: build_special_position_model(2, 9, k=2, max_len=4), "special-position-rnn"),
 }
+
+# for `proofs-check inspect` / `compile-rnn` (proofs_check.catalog.CATALOG_MODULES)
+CATALOG: dict[str, Callable[..., Model]] = {"counter-mod": counter_mod_model}
 
 PROMPTS: dict[str, list[list[Token]]] = {
     "parity-rnn": [[1, 0, 1], [1, 1, 1, 0], [0]],
