@@ -18,6 +18,7 @@ from typing import Any
 
 from constructions.errors import InputError, ProofsCheckError
 from constructions.rnn_circuit import CompiledRNN, compile_rnn
+from constructions.vocab import detokenize
 
 from . import circuits
 
@@ -78,6 +79,12 @@ def cmd_compile_rnn(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, default=str))
         return status
+    run = out.pop("run", None)
     for key, value in out.items():
         print(f"{key}: {', '.join(map(str, value)) if key == 'state_coords' else value}")
+    if run is not None:
+        ref = run["reference"] if isinstance(run["reference"], str) else detokenize(run["reference"])
+        print(f"circuit CoT:   {detokenize(run['circuit'])} (overflow flag {int(run['circuit_overflow_flag'])})")
+        print(f"reference CoT: {ref}")
+        print(f"agree: {'yes' if run['agree'] else 'NO'}")
     return status
