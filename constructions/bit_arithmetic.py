@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from .circuit import Gate
+from .numerics import div_round
 
 ZERO, ONE = 0, -1  # constant wires; gate ids are >= 1
 Wire = int
@@ -164,14 +165,6 @@ class GateBuilder:
             carry = self.xor(self.and_(a, b), self.and_(t, carry))
         return Vec(tuple(out), lo, hi)
 
-    def negate(self, x: Vec) -> Vec:
-        return self.add(constant(0), x, subtract=True)
-
-    def times_constant(self, x: Vec, c: int) -> Vec:
-        """c * x by shift-and-add over the non-adjacent form of c (digits -1, 0, 1)."""
-        terms = [(digit, x.shift(k)) for k, digit in enumerate(naf(c)) if digit]
-        return self.signed_sum(terms)
-
     def signed_sum(self, terms: Sequence[tuple[int, Vec]], const: int = 0) -> Vec:
         """sum of sign * vec over the terms (sign +-1), plus a constant."""
         positive = [v for s, v in terms if s > 0]
@@ -184,7 +177,8 @@ class GateBuilder:
         return self.add(acc, constant(const)) if const else acc
 
     def linear_form(self, coefs: Sequence[int], xs: Sequence[Vec], const: int = 0) -> Vec:
-        """sum_j coefs[j] * xs[j] + const, every coefficient a constant (shift-and-add)."""
+        """sum_j coefs[j] * xs[j] + const, every coefficient a constant: shift-and-add over the
+        non-adjacent form of each coefficient (digits -1, 0, 1, no two adjacent non-zero)."""
         terms = [(d, x.shift(k)) for c, x in zip(coefs, xs) if c for k, d in enumerate(naf(c)) if d]
         return self.signed_sum(terms, const)
 
@@ -212,8 +206,6 @@ class GateBuilder:
         """The integer nearest to x / 2^k, ties to even (``numerics.div_round(x, 2^k, "even")``):
         floor(x / 2^k) (the bits from k up), plus 1 if the remainder's top bit is set and
         (some lower remainder bit is set or the floor is odd)."""
-        from .numerics import div_round
-
         x = x.extend(max(x.width, k + 1))
         low, q = x.bits[:k], Vec(x.bits[k:], x.lo >> k, x.hi >> k)
         up = self.and_(low[-1], self.or_(self.any_(low[:-1]), q.bits[0])) if k else ZERO
@@ -225,6 +217,8 @@ class GateBuilder:
         x fits iff its bits from w-1 up all equal the sign and x != -2^(w-1)."""
         if -bound <= x.lo and x.hi <= bound:
             return x, ZERO
+        if x.lo > bound or x.hi < -bound:
+            return constant(0), ONE  # always outside: the value is never used
         w = width_for(-bound, bound)
         x = x.extend(max(x.width, w))
         top = x.bits[w - 1]

@@ -148,6 +148,10 @@ class _Step:
         self.b = GateBuilder(coords, model.p)
         self.flags: list[Wire] = []
 
+    @property
+    def overflow_coord(self) -> int:
+        return sum(len(k) for k in self.kept) + 1
+
     def checked(self, v: Vec) -> Vec:
         """``Precision.check``: |q| <= 2^(p-1) - 1, else the flag."""
         v, flag = self.b.out_of_range(v, self.prec.max_scaled)
@@ -184,10 +188,6 @@ class _Step:
         X = [self.input_vec(j) for j in range(self.model.d - 1)]
         X.append(self.checked(new.shift(self.F)))
         return X, new
-
-    @property
-    def overflow_coord(self) -> int:
-        return sum(len(k) for k in self.kept) + 1
 
     def linear_layer(self, layer: LinearRNNLayer, X: list[Vec], h_prev: list[Vec], kept: Sequence[int]) -> tuple[list[Vec], list[Vec]]:
         """(h_t, Z) of Def 3.5: h_t = R(A h + B X) on the kept dims (0 elsewhere), Y = X + h_t, Z = Y + g(Y)."""

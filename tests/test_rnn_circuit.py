@@ -236,6 +236,12 @@ def test_named_cases_run_as_their_models(name):
     assert check_run(comp, PROMPTS[name][0], comp.model.max_len - len(PROMPTS[name][0]) + 2) == "overflow"
 
 
+def test_named_cases_survive_their_json_export():
+    for build in CASES.values():
+        c = build().circuit
+        assert circuit_from_json(json.loads(c.dumps())) == c
+
+
 def test_parity_case_computes_parity():
     """An independent answer, not just agreement: the parity of the prompt's 1s, then CoT."""
     comp = CASES["parity-rnn"]()
