@@ -121,10 +121,11 @@ def test_compare_relu_and_mux(xa, ya, sel_first):
 # ---- one step: the compiled circuit against the reference step --------------------------------
 
 
-def small_model(p: int, layers: int, seed: int):
-    """A random linear RNN whose weights are scaled down so that many steps stay inside R_p."""
+def small_model(p: int, layers: int, seed: int, untied: bool = False):
+    """A random linear RNN whose weights are scaled down so that many steps stay inside R_p
+    (``untied``: with an explicit readout matrix instead of the tied W_E)."""
     return random_model(ModelSpec("linear_rnn", p, n_layers=layers, seed=seed, fractional=0.3, n=3,
-                                  max_len=6, scale_log2=-2))
+                                  max_len=6, scale_log2=-2, untied=untied))
 
 
 def random_state(comp: CompiledRNN, rng: random.Random) -> LinearRNNState:
@@ -164,9 +165,9 @@ def check_step(comp: CompiledRNN, state: LinearRNNState, token) -> str:
     return "agree"
 
 
-@given(st.sampled_from([7, 9, 11]), st.integers(1, 2), st.integers(0, 10**6), st.data())
-def test_compiled_step_equals_the_reference_step(p, layers, seed, data):
-    comp = compile_rnn(small_model(p, layers, seed))
+@given(st.sampled_from([7, 9, 11]), st.integers(1, 2), st.integers(0, 10**6), st.booleans(), st.data())
+def test_compiled_step_equals_the_reference_step(p, layers, seed, untied, data):
+    comp = compile_rnn(small_model(p, layers, seed, untied))
     check_step(comp, data.draw(states(comp)), data.draw(st.sampled_from(comp.model.vocab.all_tokens())))
 
 
