@@ -54,10 +54,8 @@ class Vec:
         return self.bits[-1]
 
     def extend(self, w: int) -> "Vec":
-        """The same value in w bits: sign-extended, or cut to w bits (only where [lo, hi] fits)."""
-        if w < self.width:
-            assert width_for(self.lo, self.hi) <= w, "cutting would lose value bits"
-            return Vec(self.bits[:w], self.lo, self.hi)
+        """The same value in w >= width bits (sign-extended)."""
+        assert w >= self.width, "extend never cuts; cut with narrow"
         return Vec(self.bits + (self.sign,) * (w - self.width), self.lo, self.hi)
 
     def narrow(self, lo: int, hi: int) -> "Vec":
