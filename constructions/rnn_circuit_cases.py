@@ -5,7 +5,7 @@ form of the proof of Thm 4.8), ``.model`` (the original linear RNN) and
 ``.reference_generated(prompt, cot_steps)`` (the model's own chain of thought on the reference
 evaluator), with ``PROMPTS[name]`` a few prompts on which the model runs without overflow.
 
-* ``parity-rnn`` / ``counter-mod3-rnn``: :func:`counter_mod_model`, a counter mod k built from
+* ``tiny-parity-rnn`` (p = 5, max_len = 3), ``parity-rnn`` / ``counter-mod3-rnn``: :func:`counter_mod_model`, a counter mod k built from
   the blocks (Lemma B.21's prefix sum, a ReLU staircase FFN, a nearest-number readout);
 * ``summation-rnn``: Lemma B.21's standalone model (``rnn_blocks.build_summation_model``);
 * ``special-position-rnn``: Lemma B.22's two-layer standalone model (an FFN of ReLU products
@@ -59,6 +59,7 @@ def _case(build: Callable[[], Model], name: str) -> Callable[[], CompiledRNN]:
 
 
 CASES: dict[str, Callable[[], CompiledRNN]] = {
+    "tiny-parity-rnn": _case(lambda: counter_mod_model(2, 5, 3), "tiny-parity-rnn"),  # the smallest: P = 245
     "parity-rnn": _case(lambda: counter_mod_model(2, 7, 6), "parity-rnn"),
     "counter-mod3-rnn": _case(lambda: counter_mod_model(3, 9, 6), "counter-mod3-rnn"),
     "summation-rnn": _case(lambda: build_summation_model(3, 9, max_len=4), "summation-rnn"),
@@ -69,6 +70,7 @@ CASES: dict[str, Callable[[], CompiledRNN]] = {
 CATALOG: dict[str, Callable[..., Model]] = {"counter-mod": counter_mod_model}
 
 PROMPTS: dict[str, list[list[Token]]] = {
+    "tiny-parity-rnn": [[1, 0], [1], [0, 1, 1]],
     "parity-rnn": [[1, 0, 1], [1, 1, 1, 0], [0]],
     "counter-mod3-rnn": [[2, 2], [1, 2, 0], [2]],
     "summation-rnn": [[1, 2], [3], [2, 1, 1]],
