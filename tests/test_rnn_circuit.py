@@ -228,6 +228,18 @@ def test_runs_with_chain_of_thought_equal_the_reference(p, layers, seed, length,
     check_run(compile_rnn(model), random_tokens(model, length, seed), cot)
 
 
+def test_a_logit_overflow_inside_the_prompt_is_no_failure_of_the_run():
+    """The reference reads the logits only from the last prompt token on: the circuit flags the
+    first step's logit overflow in bit 1 (not sticky), and the run still agrees."""
+    model = small_model(7, 1, 3)
+    comp, prompt = compile_rnn(model), [2, "~"]
+    first = circuits.run(comp.circuit, prompt)[0]
+    assert comp.readout_overflow(first.next_state) and not comp.decode_state(first.next_state)[1]
+    with pytest.raises(ProofsCheckError):
+        next_token(model, step(model, LinearRNNState(0, ((0,) * model.d,)), 2))
+    assert check_run(comp, prompt, 1) == "agree"
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_named_cases_run_as_their_models(name):
     comp = CASES[name]()
