@@ -32,6 +32,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "constructions.istree_rag",
     "constructions.istree_hybrid",
     "constructions.index_memory_rnn",
+    "constructions.rnn_circuit_cases",
 )
 
 

@@ -95,6 +95,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("p", "p"), ("layers", "layers"), ("heads", "heads"), ("width", "d"), ("active_width", "active d"),
     ("ffn_width", "FFN width"), ("params", "params"), ("param_bits", "param bits"),
     ("readout_params", "readout params"), ("state_bits", "state bits"), ("cot_steps", "CoT steps"),
+    ("gates", "circuit gates P"),
 )
 
 
@@ -114,6 +115,7 @@ def retrieval_rows(sizes: Sequence[int] = SIZES, c: int = 3) -> list[ClaimRow]:
 ROW_SOURCES: tuple[str, ...] = (
     "proofs_check.claims:retrieval_rows",
     "proofs_check.istree_claims:istree_rows",
+    "proofs_check.rnn_circuit_claims:rnn_circuit_rows",
 )
 
 

@@ -39,6 +39,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "proofs_check.run_command",
     "proofs_check.data",
     "proofs_check.precision",
+    "proofs_check.compile_rnn",
 )
 
 
