@@ -52,8 +52,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Sequence
 
-from .attention_blocks import ONE, AttentionBlock, choose_boost, match_close_block, resolve_p
+from .attention_blocks import AttentionBlock, choose_boost, match_close_block, resolve_p
 from .blocks import FFNSpec, Form, LayerSpec, LinearUnitSpec, Unit, assemble, padded_layout
+from .dfs_transformer import unit as _u
 from .errors import InputError, MachineError, PrecisionError
 from .ffn_blocks import lookup_precision, lookup_spec, min_precision
 from .layout import NUM, POS, Layout, LayoutBuilder, special_dim
@@ -180,10 +181,6 @@ def _layer1_unit(mc: Machine, vocab: Vocabulary) -> LinearUnitSpec:
     for name, form in _register_forms(mc, vocab).items():
         lu = lu + _register(name, form)
     return lu + prefix_sum_spec(special_dim("R"), "cnt:R") + prefix_sum_spec(special_dim("L"), "cnt:L")
-
-
-def _u(name: str, w1: Form, b1, w2: Form, b2, out: Form) -> Unit:
-    return Unit(name, dict(w1), Fraction(b1), dict(w2), Fraction(b2), dict(out))
 
 
 def _emit_number(name: str, flag: Form, flag_b, value: Form, value_b) -> list[Unit]:
