@@ -119,13 +119,16 @@ def test_catalog_entry_and_inspect(capsys):
     assert "m:stval@5" in out and "hybrid, 4 layer(s)" in out and '"boost": 32' in out
 
 
-def test_run_tm_command(capsys):
+def test_run_tm_command_jsonl_with_a_bad_line(capsys, tmp_path):
     from proofs_check import cli
-    code = cli.main(["run", "tm", "--model", "hybrid", "--machine", "1RB1LB_1LA1RZ", "--max-steps", "8", "--json"])
-    rec = json.loads(capsys.readouterr().out.strip())
-    assert code == 0
+    path = tmp_path / "tm.jsonl"
+    path.write_text(json.dumps({"machine": "1RB"}) + "\n" + json.dumps({"machine": "1RB1LB_1LA1RZ", "max_steps": 8}) + "\n")
+    code = cli.main(["run", "tm", "--model", "hybrid", "--input", str(path), "--json"])
+    captured = capsys.readouterr()
+    bad, rec = [json.loads(line) for line in captured.out.strip().splitlines()]
+    assert code == 2 and bad["instance"] == 1 and "symbols" in bad["error"] and "error: instance 1" in captured.err
     exp = simulate(BB2, [], 8).to_json()
-    assert {k: rec[k] for k in exp} == exp and rec["model"] == "hybrid"
+    assert {k: rec[k] for k in exp} == exp and rec["model"] == "hybrid" and rec["generated"][-1] == "HALT"
 
 
 def test_bad_input_errors():
