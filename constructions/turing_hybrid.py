@@ -39,8 +39,9 @@ Keys and the fix of the literal reading (errata T58-E1, T58-E2 in notes/errata/t
 the key of "cell P now holds W" sits on the group's Direction token (P two back, W three back)
 and on each input cell (cell pos - 1); values are keyed by POINTER - lo + 1 (lo = the smallest
 pointer), so every key and query is >= 1 (MatchClose needs X_(I2,k) != 0) and 0 marks "no key".
-``Variant(key_at="triple", offset=False)`` builds the literal reading (key on the triple's
-second POINTER, raw pointer values) for the tests that show it failing.
+``LITERAL`` = ``Variant("triple", False, "paper")`` is the literal reading (key on the triple's
+second POINTER, raw pointer values, Lemma B.16's constants with the theorem's n, erratum T58-E3);
+each field alone shows one failure in the tests.
 
 Readout: an explicit ``unembed`` (erratum F4): number i gets ``2i out_num + (1 - i^2) out_isnum``
 (= 1 + v^2 - (i - v)^2 when v is emitted, else 0), an emitted special T gets ``out:T``, others -1.
