@@ -33,6 +33,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "constructions.istree_hybrid",
     "constructions.index_memory_rnn",
     "constructions.rnn_circuit_cases",
+    "constructions.turing_hybrid",
 )
 
 
