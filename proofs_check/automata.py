@@ -17,7 +17,6 @@ input bits as AND / XOR gates only: each output bit is the XOR of the minterms w
 """
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -204,6 +203,3 @@ def to_text(c: Circuit) -> str:
             f"output_bits {c.output_bits} alphabet {' '.join(map(str, c.alphabet))}")
     return "\n".join([head] + [f"{i}: {g.kind} {g.l} {g.r}" for i, g in enumerate(c.gates, 1)])
 
-
-def all_inputs(alphabet: Sequence[Token], length: int):
-    return itertools.product(alphabet, repeat=length)

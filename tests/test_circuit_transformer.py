@@ -209,3 +209,10 @@ def test_erratum_T48_E3_layer1_ffn_cannot_find_the_block_phase() -> None:
     c = xor_circuit()
     w = [circuit_transformer(c, n_, n_).max_ffn_width() for n_ in (2, 8, 32)]
     assert w[0] == w[1] == w[2]
+
+
+def test_a_larger_p_than_declared_is_still_exact() -> None:
+    c = xor_circuit()
+    need = declared_p(c, 2, 2)
+    sim = simulate(c, circuit_transformer(c, 2, 2, p=need + 24), [1, 0], 2, FastEvaluator())
+    assert sim.gate_values == [sv.values for sv in run(c, [1, 0], 1)]

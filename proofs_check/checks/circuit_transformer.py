@@ -23,12 +23,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
 
+from hypothesis import strategies as st
+
 from constructions.circuit import Circuit
 from constructions.circuit_transformer import circuit_transformer, cot_length, declared_p, simulate
 from constructions.evaluate_fast import FastEvaluator
 from constructions.model import Model
 from constructions.vocab import Token
-from proofs_check.automata import dfa_chain, dfa_outputs, mod_count_dfa, named_circuit, named_dfa, parity_dfa, random_dfa, dfa_circuit
+from proofs_check.automata import (
+    dfa_chain, dfa_circuit, dfa_outputs, mod_count_dfa, named_circuit, named_dfa, parity_dfa, random_dfa,
+)
 from proofs_check.circuits import generated, run
 from proofs_check.claims import measure
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
@@ -129,8 +133,6 @@ def run_check(profile: Profile) -> CheckOutcome:
     outcomes = [property_check(circuit_runs(middle, max_n, max_steps), body, profile, max_examples=k)]
     for case in automata_cases(profile) + extra_cases():
         c = case.circuit()
-        from hypothesis import strategies as st
-
         outcomes.append(property_check(
             st.just(case), lambda cs, c=c: seen.append(check_run(c, cs.prompt, cs.steps, cs.reference)),
             profile, max_examples=1))
