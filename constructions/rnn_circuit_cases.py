@@ -13,10 +13,11 @@ evaluator), with ``PROMPTS[name]`` a few prompts on which the model runs without
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from .blocks import FFNSpec, LayerSpec, Unit, assemble
 from .errors import InputError
+from .evaluate_reference import ReferenceEvaluator
 from .ffn_blocks import min_precision, require_precision
 from .layout import LayoutBuilder
 from .model import Model
@@ -75,4 +76,30 @@ PROMPTS: dict[str, list[list[Token]]] = {
     "counter-mod3-rnn": [[2, 2], [1, 2, 0], [2]],
     "summation-rnn": [[1, 2], [3], [2, 1, 1]],
     "special-position-rnn": [[1, 2], [2], [2, 1, 1]],
+}
+
+
+def thm48_reference(case: str) -> Callable[[Sequence[Token], int], list[Token]]:
+    """The original linear RNN's own tokens, one per token it reads (check 4.8's ``reference``):
+    its next token after each prompt prefix, then its chain of thought, on the reference
+    evaluator (independent of the circuit and of the Transformer)."""
+    def reference(prompt: Sequence[Token], steps: int) -> list[Token]:
+        compiled = CASES[case]()
+        ev = ReferenceEvaluator()
+        heads = [ev.next_token(compiled.model, list(prompt[: i + 1])) for i in range(len(prompt) - 1)]
+        return heads + compiled.reference_generated(prompt, steps)
+    return reference
+
+
+def _thm48(case: str, prompt: list[Token], steps: int) -> tuple:
+    return (case, lambda: CASES[case]().circuit, tuple(prompt), steps, thm48_reference(case))
+
+
+#: Check 4.8's compiled-RNN cases per profile: (name, circuit factory, prompt, steps, reference).
+#: A compiled circuit has hundreds of gates and the Transformer writes P + 1 tokens per RNN step,
+#: so ci decodes the smallest one for one step (246 tokens) and dev / thorough go further.
+THM48_CASES: dict[str, list[tuple]] = {
+    "ci": [_thm48("tiny-parity-rnn", [1], 1)],
+    "dev": [_thm48("tiny-parity-rnn", [1, 0], 2), _thm48("parity-rnn", [1], 1)],
+    "thorough": [_thm48(name, PROMPTS[name][1], 2) for name in CASES],
 }

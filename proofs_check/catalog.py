@@ -34,6 +34,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "constructions.index_memory_rnn",
     "constructions.rnn_circuit_cases",
     "constructions.turing_hybrid",
+    "proofs_check.circuit_runners",
 )
 
 

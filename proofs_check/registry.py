@@ -32,6 +32,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "proofs_check.checks.istree_rag",
     "proofs_check.checks.istree_hybrid",
     "proofs_check.checks.turing_hybrid",
+    "proofs_check.checks.circuit_transformer",
 )
 
 

@@ -34,6 +34,7 @@ RUNNER_MODULES: tuple[str, ...] = (
     "proofs_check.retrieval_runners",
     "proofs_check.istree_runners",
     "proofs_check.tm_runners",
+    "proofs_check.circuit_runners",
 )
 
 
@@ -145,5 +146,5 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"instance": k, "error": message}), flush=True)
                 continue
-            print(json.dumps(out) if args.json else _human(out), flush=True)
+            print(json.dumps(out) if args.json else getattr(runner, "human", _human)(out), flush=True)
     return 2 if failures else 0

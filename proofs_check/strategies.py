@@ -307,3 +307,46 @@ def tm_cases(draw, max_n: int = 6, max_steps: int = 40, min_steps: int = 1, min_
         for q in range(1, b + 1)
     )
     return TMCase(Machine(b, s, rows), tape, limit)
+
+
+# ---- circuits (Thm 4.8) ---------------------------------------------------------------------
+
+
+@st.composite
+def circuits(draw, max_middle: int = 8, max_state_bits: int = 3):
+    """Random RNN circuits in Thm 4.8's form (constructions.circuit): state widths 0..3 bits,
+    1-2 input coordinates of 1-2 bits (random token codes), 1-2 output bits naming an alphabet
+    of 2^O tokens (ints or words), a middle of const / input / AND / XOR gates, and output and
+    next-state gates of any non-state kind over earlier gates."""
+    from constructions.circuit import Circuit, Gate
+
+    sc = draw(st.integers(0, 2))
+    sw = draw(st.integers(1, max(1, max_state_bits // max(sc, 1))))
+    ic, iw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ob = draw(st.integers(1, 2))
+    alphabet = tuple(range(2 ** ob)) if draw(st.booleans()) else tuple("abcd"[: 2 ** ob])
+    codes = tuple(tuple(draw(st.integers(0, 2 ** iw - 1)) for _ in range(ic)) for _ in alphabet)
+    k = sc * sw
+    gates = [Gate("state", i // sw, i % sw) for i in range(k)]
+
+    def free_gate(i: int) -> Gate:
+        kinds = ["const1", "input"] + (["and", "xor"] if i > 1 else [])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "input":
+            return Gate("input", draw(st.integers(0, ic - 1)), draw(st.integers(0, iw - 1)))
+        if kind == "const1":
+            return Gate("const1")
+        return Gate(kind, draw(st.integers(1, i - 1)), draw(st.integers(1, i - 1)))
+
+    for _ in range(draw(st.integers(1, max_middle)) + ob + k):
+        gates.append(free_gate(len(gates) + 1))
+    return Circuit(tuple(gates), ic, iw, sc, sw, ob, alphabet, codes, name="random")
+
+
+@st.composite
+def circuit_runs(draw, max_middle: int = 8, max_n: int = 3, max_steps: int = 2):
+    """(circuit, RNN prompt, chain-of-thought steps) for the Thm 4.8 check."""
+    c = draw(circuits(max_middle))
+    n = draw(st.integers(1, max_n))
+    prompt = draw(st.lists(st.sampled_from(c.alphabet), min_size=n, max_size=n))
+    return c, prompt, draw(st.integers(1, max_steps))
