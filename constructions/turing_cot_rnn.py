@@ -263,12 +263,74 @@ def _lookups(machine: Machine) -> FFNSpec:
     return FFNSpec.sum(specs)
 
 
-def _read_units(cells: int) -> list[Unit]:
-    """rd = cell[1 + hd] = sum_c [hd = c - 1] cell:c."""
+def _read_units(dims: Sequence[str]) -> list[Unit]:
+    """rd = cell[1 + hd] = sum_c [hd = c - 1] dims[c - 1] (the cell values, or the packed tape's digits)."""
     units: list[Unit] = []
-    for c in range(1, cells + 1):
-        units += gated_hat(f"read:{c}", {"hd": 1}, -(c - 1), {f"cell:{c}": 1}, "rd")
+    for c, dim in enumerate(dims, start=1):
+        units += gated_hat(f"read:{c}", {"hd": 1}, -(c - 1), {dim: 1}, "rd")
     return units
+
+
+# ---- the packed tape (T41-E3's fix: O(1) state dims, Theta(m) layers) -----------------------------
+
+
+def _scaled(form: Form, k: int) -> Form:
+    return {d: v * k for d, v in form.items()}
+
+
+def _packed_tape_units(sh: Shape, S: int, delta: Form) -> list[Unit]:
+    """dtape = sum_c [head before the move = c] delta S^(c-1), and at the position n - m + c of x_c,
+    x_c S^(c-1) (a Lemma B.3 hat on the position: no B.20 window): the tape as one base-S number."""
+    units: list[Unit] = []
+    for c in range(1, sh.cells + 1):
+        units += gated_hat(f"write:{c}", {"hd": 1, reg("mv", 1): -1}, -(c - 1), _scaled(delta, S ** (c - 1)), "dtape")
+    for c in range(1, sh.m + 1):
+        units += gated_hat(f"init:{c}", {POS: 1}, -(sh.n - sh.m + c), {NUM: S ** (c - 1)}, "dtape")
+    return units
+
+
+def digit_dims(cells: int) -> list[str]:
+    """Where digit c (cell c) of the packed tape lands: ``digit:c`` for c >= 2, the remainder for c = 1."""
+    if cells == 1:
+        return ["tape"]
+    return ["rem"] + [f"digit:{c}" for c in range(2, cells + 1)]
+
+
+def _digit_ffns(cells: int, S: int) -> list[FFNSpec]:
+    """Digits L, L-1, ..., 2 of the tape, one FFN each (so Theta(m) layers): digit c = sum_k
+    [rem >= k S^(c-1)] (Lemma B.5's threshold for integers: ReLU(t + 1) - ReLU(t)), and
+    rem -= digit S^(c-1); the first FFN copies the tape into rem (tape >= 0)."""
+    ffns = []
+    for c in range(cells, 1, -1):
+        src, u = ("tape" if c == cells else "rem"), S ** (c - 1)
+        units = [Unit("copy", {"tape": 1}, 0, {}, 1, {"rem": 1})] if c == cells else []
+        for k in range(1, S):
+            units += [Unit(f"digit:{c}:{k}:a", {src: 1}, -k * u + 1, {}, 1, {f"digit:{c}": 1, "rem": -u}),
+                      Unit(f"digit:{c}:{k}:b", {src: 1}, -k * u, {}, 1, {f"digit:{c}": -1, "rem": u})]
+        ffns.append(FFNSpec(units))
+    return ffns
+
+
+TAPES = ("cells", "packed")
+
+
+def _tape_part(lb: LayoutBuilder, sh: Shape, machine: Machine, delta: Form, tape: str):
+    """(layer-1 FFN units, layer-2 linear unit, the FFNs from layer 2 on before the rules): the
+    tape as one dim per cell (as the sketch) or packed base S into one dim."""
+    if tape == "cells":
+        for c in range(1, sh.cells + 1):
+            lb.alloc(f"dcell:{c}")
+        lu2 = LinearUnitSpec()
+        for c in range(1, sh.cells + 1):
+            lu2 = lu2 + prefix_sum_spec(f"dcell:{c}", lb.alloc(f"cell:{c}"))
+        lb.alloc("rd")
+        cells = [f"cell:{c}" for c in range(1, sh.cells + 1)]
+        return _tape_delta_units(sh, delta), lu2, [FFNSpec(_read_units(cells))]
+    if tape != "packed":
+        raise InputError(f"tape must be one of {TAPES}, got {tape!r}")
+    lb.alloc_many(["dtape", "tape", *(d for d in digit_dims(sh.cells) if d != "tape"), "rd"])
+    ffns = _digit_ffns(sh.cells, machine.n_symbols) + [FFNSpec(_read_units(digit_dims(sh.cells)))]
+    return _packed_tape_units(sh, machine.n_symbols, delta), prefix_sum_spec("dtape", "tape"), ffns
 
 
 def _rule_units(vocab: Vocabulary, machine: Machine) -> list[Unit]:
@@ -307,11 +369,16 @@ def _emitted(machine: Machine) -> list[str]:
 # ---- precision ----------------------------------------------------------------------------------
 
 
-def declared_p(machine: Machine, sh: Shape) -> int:
+def declared_p(machine: Machine, sh: Shape, tape: str = "cells") -> int:
     """Smallest odd p at which every value is exact: the init gates' ReLU(pos - n + 1) x reach
     max_len (x 2 in W3), the tape gates (L + 3) S (x 2), the lookups Lemma B.4's own p; the
-    readout 1 + S^2."""
+    readout 1 + S^2.  Packed: the tape reaches S^L, its init gates 2 max_len S^m, its write gates
+    2 (L + 3) S^L, a digit unit's W3 product S^L S^(L-1)."""
     S = machine.n_symbols
+    if tape == "packed":
+        L = sh.cells
+        packed = max(2 * sh.max_len * S ** sh.m, 2 * (L + 3) * S ** L, S ** (2 * L - 1))
+        return max(declared_p(machine, sh), min_precision(packed))
     lookups = [lookup_precision(t, _key_ranges(machine), out=None) for t in transition_tables(machine).values()]
     lookups.append(lookup_precision(answer_table(machine), [(0, 1), (0, S)], out=None))
     return max(min_precision(max(2 * sh.max_len, 2 * (sh.cells + 3) * S, 1 + S * S)), *lookups)
@@ -320,9 +387,11 @@ def declared_p(machine: Machine, sh: Shape) -> int:
 # ---- the model ----------------------------------------------------------------------------------
 
 
-def _layer1_state(lb: LayoutBuilder, machine: Machine, m: int) -> LinearUnitSpec:
+def _layer1_state(lb: LayoutBuilder, machine: Machine, m: int, window: bool) -> LinearUnitSpec:
     lu = LinearUnitSpec()
     for name, (form, depth) in _registers(machine, m).items():
+        if name == "x" and not window:
+            continue
         rows = [[lb.alloc(reg(name, j))] for j in range(depth + 1)]
         if name == "x":
             lu = lu + recent_input_spec([NUM], rows)
@@ -335,37 +404,35 @@ def _layer1_state(lb: LayoutBuilder, machine: Machine, m: int) -> LinearUnitSpec
 
 
 def turing_cot_rnn(machine: Machine | str, n: int, max_steps: int, p: int | None = None,
-                   cells: int | None = None, cell_update: str = "delta") -> Model:
+                   cells: int | None = None, cell_update: str = "delta", tape: str = "cells") -> Model:
     """Theorem 4.1: the linear RNN with CoT that runs ``machine`` on the x of ``0^(n-m) x``
     (m = floor(log2 n)) on a bounded tape of ``cells`` (default m) cells, for at most
     ``max_steps`` steps.  ``p`` defaults to :func:`declared_p`; a smaller p raises PrecisionError.
-    ``cell_update="paper"`` builds the sketch's literal tape update (for erratum T41-E1's test)."""
+    ``cell_update="paper"`` builds the sketch's literal tape update (for erratum T41-E1's test);
+    ``tape="packed"`` keeps the tape in one dim (T41-E3's fix: O(1) state dims, L + 2 layers)."""
     machine = parse_machine(machine) if isinstance(machine, str) else machine
     sh = shape(n, max_steps, cells)
-    need = declared_p(machine, sh)
+    need = declared_p(machine, sh, tape)
     p = need if p is None else p
     check_p(p)
-    require_precision(p, need, f"tm-cot-rnn (n = {n}, {sh.cells} cells, {max_steps} steps)")
+    require_precision(p, need, f"tm-cot-rnn (n = {n}, {sh.cells} cells, {max_steps} steps, {tape} tape)")
     vocab = vocabulary(machine)
     lb = LayoutBuilder(vocab)
-    lu1 = _layer1_state(lb, machine, sh.m)
-    for dim in ["out", *(f"dcell:{c}" for c in range(1, sh.cells + 1)), *_emitted(machine), "o:rd", "o:isread"]:
-        lb.alloc(dim)
-    delta = _write_value(machine, cell_update)
-    ffn1 = _lookups(machine) + FFNSpec(_tape_delta_units(sh, delta) + _off_tape_units(sh.cells))
-    lu2 = LinearUnitSpec()
-    for c in range(1, sh.cells + 1):
-        lu2 = lu2 + prefix_sum_spec(f"dcell:{c}", lb.alloc(f"cell:{c}"))
-    lb.alloc("rd")
+    lu1 = _layer1_state(lb, machine, sh.m, window=tape == "cells")
+    lb.alloc_many(["out", *_emitted(machine), "o:rd", "o:isread"])
+    tape_units, lu2, ffns = _tape_part(lb, sh, machine, _write_value(machine, cell_update), tape)
+    ffn1 = _lookups(machine) + FFNSpec(tape_units + _off_tape_units(sh.cells))
     layers = [
         LayerSpec("linear_rnn", lu=lu1, ffn=ffn1, name="registers (B.20), head (B.21); delta (B.4), tape deltas"),
-        LayerSpec("linear_rnn", lu=lu2, ffn=FFNSpec(_read_units(sh.cells)), name="tape (B.21); cell under the head"),
+        LayerSpec("linear_rnn", lu=lu2, ffn=ffns[0], name="tape (B.21)" + ("; cell under the head" if len(ffns) == 1 else "; a digit")),
+        *(LayerSpec("linear_rnn", lu=None, ffn=f, name="a digit" if k < len(ffns) - 2 else "cell under the head")
+          for k, f in enumerate(ffns[1:])),
         LayerSpec("linear_rnn", lu=None, ffn=FFNSpec(_rule_units(vocab, machine)), name="read / reject"),
     ]
     meta = {
         "construction": "tm-cot-rnn", "theorem": "4.1", "decoding": "chain_of_thought",
         "machine": machine.to_text(), "n": n, "m": sh.m, "cells": sh.cells, "max_steps": max_steps,
-        "cot_steps": sh.chain_bound, "max_chain": sh.chain_bound, "cell_update": cell_update,
+        "cot_steps": sh.chain_bound, "max_chain": sh.chain_bound, "cell_update": cell_update, "tape": tape,
     }
     return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=layers,
                     max_len=sh.max_len, unembed=_unembed(vocab, machine), meta=meta)
@@ -440,9 +507,9 @@ def read_back(model: Model, result) -> dict:
 
 
 def catalog_model(machine: str = "1RZ1RA", n: int = 16, max_steps: int = 16, p: int | None = None,
-                  cells: int | None = None) -> Model:
+                  cells: int | None = None, tape: str = "cells") -> Model:
     """Thm 4.1: the linear RNN with CoT running a linear-space Turing machine (--param machine=1RB1LB_1LA1RZ)."""
-    return turing_cot_rnn(machine, n, max_steps, p, cells)
+    return turing_cot_rnn(machine, n, max_steps, p, cells, tape=tape)
 
 
 CATALOG = {"tm-cot-rnn": catalog_model}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -30,6 +31,8 @@ from proofs_check.turing import simulate
 
 torch.set_num_threads(1)
 
+THREE_SYMBOLS = "2RC2LB1RA_0LA1RZ2RB_2LC0LB1RC"  # on x = 011 in 5 cells: halts writing 1 after 17 steps
+
 
 def run_case(case: Case, evaluator=None):
     return decode(case, evaluator or FastEvaluator(), {})
@@ -43,7 +46,8 @@ def run_case(case: Case, evaluator=None):
     Case(parse_machine("1RB1LB_1LA1RZ"), 16, (1, 0, 1, 1), 4, 20),  # bb2 leaves on the left: NO
     Case(parse_machine("1RB---_0LA1RZ"), 4, (0, 1), 2, 10),  # an undefined transition halts in place
     Case(parse_machine("1RA1RA"), 4, (0, 0), 2, 1),  # the step bound: no answer
-], ids=["parity-even", "parity-odd", "walk-accepts", "walk-falls-off", "bb2-leaves", "undefined", "bound"])
+    Case(parse_machine(THREE_SYMBOLS), 8, (0, 1, 1), 5, 60),  # 3 symbols, L = m + 2 cells, 17 steps
+], ids=["parity-even", "parity-odd", "walk-accepts", "walk-falls-off", "bb2-leaves", "undefined", "bound", "three-symbols"])
 def test_runs_match_the_bounded_reference(case: Case) -> None:
     model, res = run_case(case)
     compare(case, model, res)  # every step, the answer, the read-back run, the chain length
@@ -115,6 +119,29 @@ def test_erratum_T41_E3_state_bits_grow_like_log_squared() -> None:
         assert model.state_bits() >= 4 * m * m  # so state bits / log2 n >= 4 log2 n: unbounded
         per_log.append(model.state_bits() / m)
     assert per_log == sorted(per_log) and per_log[-1] > 3 * per_log[0]
+
+
+@pytest.mark.parametrize("case", [parity_case(4), Case(parse_machine(REREAD), 4, (1, 1), 2, 3),
+                                  Case(parse_machine("1RB1LB_1LA1RZ"), 16, (1, 0, 1, 1), 4, 20),
+                                  Case(parse_machine(THREE_SYMBOLS), 8, (0, 1, 1), 5, 60)],
+                         ids=["parity", "reread", "bb2-leaves", "three-symbols"])
+def test_packed_tape_runs_match_the_bounded_reference(case: Case) -> None:
+    """T41-E3's fix: the tape as one base-S number, read digit by digit (L + 2 layers)."""
+    packed = replace(case, tape="packed")
+    model, res = run_case(packed)
+    compare(packed, model, res)
+    assert len(model.layers) == case.cells + 2
+
+
+def test_packed_tape_state_bits_are_theta_log_n() -> None:
+    """T41-E3's fix: 18 state dims at every n (the registers, the head, the tape), so state
+    bits / log2 n stays bounded (p = Theta(log n): the tape reaches S^L and a digit unit S^(2L-1))."""
+    per_log = []
+    for m in (8, 16, 32, 64):
+        model = turing_cot_rnn(WALK, 1 << m, 4 * m, tape="packed")
+        assert model.state_dims() == 18
+        per_log.append(model.state_bits() / m)
+    assert per_log == sorted(per_log, reverse=True) and per_log[-1] <= 18 * 4.5
 
 
 def test_erratum_T41_E4_acceptance_is_a_convention() -> None:

@@ -14,8 +14,10 @@ own trace cut at the first move off the cells (plain Python, no model).
 Property: the answer (YES iff the halting step leaves 1 in its cell; NO on leaving the tape; no
 answer when the step bound is reached) and every written step (read, new state, move, written
 symbol) equal the reference, and ``read_back``'s run (steps, state, head, tape span, ones)
-equals ``simulate`` cut there.  Measured: state dims and bits against Theta(log n), and the CoT
-length against the step count (4 per step + the answer).
+equals ``simulate`` cut there.  Both tapes: one dim per cell (the sketch) and packed base S in
+one dim (T41-E3's fix), the latter on the fixed cases and a few random ones.  Measured: state
+dims and bits against Theta(log n), and the CoT length against the step count (4 per step + the
+answer).
 
 Not checked: the lower half of Thm 4.1 (no regular RNN with Theta(log n) bits solves the task
 without CoT) and Lemma B.25 are complexity-theoretic, conditional on PSPACE not in P/Poly; no
@@ -23,7 +25,7 @@ run can check them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -69,6 +71,7 @@ class Case:
     x: tuple[int, ...]
     cells: int
     max_steps: int
+    tape: str = "cells"  # or "packed" (T41-E3's fix)
 
     @property
     def prompt(self) -> list[int]:
@@ -120,9 +123,9 @@ def fixed_cases() -> list[Case]:
 
 
 def decode(case: Case, evaluator, models: dict):
-    key = (case.machine.to_text(), case.n, case.max_steps, case.cells)
+    key = (case.machine.to_text(), case.n, case.max_steps, case.cells, case.tape)
     if key not in models:
-        models[key] = turing_cot_rnn(case.machine, case.n, case.max_steps, cells=case.cells)
+        models[key] = turing_cot_rnn(case.machine, case.n, case.max_steps, cells=case.cells, tape=case.tape)
     model = models[key]
     return model, chain_of_thought(evaluator.session(model, case.prompt), chain_bound(model), answers=STOP_TOKENS)
 
@@ -130,7 +133,8 @@ def decode(case: Case, evaluator, models: dict):
 def compare(case: Case, model, res) -> BoundedRun:
     """Assert the decode equals the bounded reference; return the reference."""
     ref = bounded_reference(case.machine, list(case.x), case.cells, case.max_steps)
-    what = f"{case.machine} on x={''.join(map(str, case.x))} (n={case.n}, L={case.cells}, T={case.max_steps})"
+    what = (f"{case.machine} on x={''.join(map(str, case.x))} (n={case.n}, L={case.cells}, T={case.max_steps}, "
+            f"{case.tape} tape)")
     want_steps = [(s.read, s.next_state, s.move, s.write) for s in ref.run.trace]
     got_steps = steps_of(model, res.generated)
     assert got_steps == want_steps, f"{what}: steps\n got {got_steps}\n ref {want_steps}"
@@ -169,7 +173,7 @@ def _run(profile: Profile) -> CheckOutcome:
     def body(case: Case) -> None:
         model, res = decode(case, evaluator, models)
         ref = compare(case, model, res)
-        row = seen.setdefault(case.n, {"state_dims": model.state_dims(), "state_bits": model.state_bits(),
+        row = seen.setdefault((case.n, case.tape), {"state_dims": model.state_dims(), "state_bits": model.state_bits(),
                                        "p": model.p, "m": input_cells(case.n), "max_steps_seen": 0, "answers": set()})
         row["max_steps_seen"] = max(row["max_steps_seen"], ref.run.steps)
         row["answers"].add(str(ref.answer))
@@ -177,15 +181,21 @@ def _run(profile: Profile) -> CheckOutcome:
     max_m = check_max_m(profile)
     outcome = combine([
         each_case(fixed_cases(), body),
+        each_case([replace(c, tape="packed") for c in fixed_cases()[::2]], body),
         property_check(halting_cases(max_m), body, profile),
         property_check(any_cases(max_m), body, profile, max_examples=max(5, profile.max_examples // 2)),
+        property_check(halting_cases(min(max_m, 4)).map(lambda c: replace(c, tape="packed")), body, profile,
+                       max_examples=max(5, profile.max_examples // 4)),
     ])
     outcome.measured = {
         "max_m": max_m,
         "cot_length": f"{TOKENS_PER_STEP} tokens per step + 1 (answer, or the next read at the bound)",
-        "per_n": {n: {**v, "answers": sorted(v["answers"])} for n, v in sorted(seen.items())},
-        "sizes": {n: {k: measure(turing_cot_rnn("1RZ1RA", n, 4 * input_cells(n)))[k]
-                      for k in ("p", "layers", "state_dims", "state_bits", "params")} for n in (16, 256, 4096, 65536)},
+        "per_n": {f"n={n} {tape}": {**v, "answers": sorted(v["answers"])} for (n, tape), v in sorted(seen.items())},
+        "sizes": {f"n={n} {tape}": {k: measure(turing_cot_rnn(WALK, n, 4 * input_cells(n), tape=tape))[k]
+                                    for k in ("p", "layers", "state_dims", "state_bits", "params")}
+                  for tape in ("cells", "packed") for n in (16, 256, 4096, 65536)},
+        "state_bits_claim": "Theta(log n); the sketch's tape (one dim per cell) gives Theta(log^2 n) (T41-E3), "
+                            "the packed tape Theta(log n) with L + 2 layers",
     }
     return outcome
 
@@ -195,10 +205,12 @@ CHECKS = [
         id="4.1",
         title="Linear RNN with CoT simulating a linear-space Turing machine (Thm 4.1, App B.5)",
         claim="For a linear-space machine M and S_in = 0^(n-m) x (m = floor(log2 n)), a linear RNN with "
-        "O(m) = O(log n) memory writes M's run as its chain of thought (per step: read, new state, move, "
-        "written cell) and answers YES iff M(x) = 1 (upper half of Thm 4.1, checked on bounded-tape "
-        "random machines).  Not checked: the lower half (no regular RNN with Theta(log n) bits without "
-        "CoT) and Lemma B.25 are conditional on PSPACE not in P/Poly; no run can check them",
+        "O(log n) state dims writes M's run as its chain of thought (per step: read, new state, move, "
+        "written cell; 4 tokens) and answers YES iff M(x) = 1 (upper half of Thm 4.1, checked on "
+        "bounded-tape random machines).  State bits: Theta(log^2 n) with the sketch's one dim per cell "
+        "(T41-E3), Theta(log n) with the tape packed in one dim (Theta(log n) layers).  Not checked: the "
+        "lower half (no regular RNN with Theta(log n) bits without CoT) and Lemma B.25 are conditional "
+        "on PSPACE not in P/Poly; no run can check them",
         run=_run,
     )
 ]
