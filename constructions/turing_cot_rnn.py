@@ -53,6 +53,13 @@ is the unique maximum.
 Sizes: 3 layers; state dims 2m + L + 16 (the x window, the tape, the registers) = Theta(log n);
 p = Theta(log n) (positions up to n + 4 T); state bits Theta(log^2 n), not the printed
 Theta(log n) (T41-E3).  CoT: 4 tokens per step + the answer.
+
+Packed tape (``tape="packed"``, T41-E3's fix): layer 2's state is one dim ``tape`` = sum_c
+cell_c S^(c-1) (x enters as x_c S^(c-1) at its position, a hat on ``pos``; a write adds
+(w - r) S^(h-1)); layers 2 .. L peel the digits off the top (``digit:c`` = sum_k [rem >= k
+S^(c-1)], Lemma B.5's integer threshold; ``rem`` -= digit S^(c-1)); layer L + 1 reads
+``rd`` = the digit under the head; layer L + 2 the rules.  State dims 18 at every n (the
+registers, ``hd``, ``tape``): Theta(log n) bits with L + 2 = Theta(log n) layers.
 """
 from __future__ import annotations
 
