@@ -15,12 +15,12 @@ import torch
 from hypothesis import given, settings
 
 from constructions.decode import chain_of_thought
-from constructions.errors import InputError, PrecisionError
+from constructions.errors import EvaluatorError, InputError, PrecisionError
 from constructions.evaluate_fast import FastEvaluator
 from constructions.evaluate_reference import ReferenceEvaluator
 from constructions.modelfile import load_model, save_model
 from constructions.turing_cot_rnn import (
-    STOP_TOKENS, chain_bound, declared_p, read_back, shape, steps_of, turing_cot_rnn,
+    STOP_TOKENS, chain_bound, declared_p, read_back, shape, space_time_bound, steps_of, turing_cot_rnn,
 )
 from constructions.turing_machine import parse_machine
 from proofs_check import catalog, cli
@@ -69,9 +69,12 @@ def test_random_halting_machines(case: Case) -> None:
 
 def test_chain_is_four_tokens_per_step_and_the_answer() -> None:
     case = parity_case(5)
-    _, res = run_case(case)
+    model, res = run_case(case)
     steps = simulate(case.machine, list(case.x), case.max_steps).steps
     assert len(res.generated) == 4 * steps + 1 and res.answer == "NO"
+    assert steps <= space_time_bound(case.machine, case.cells)  # a halting bounded run fits B L S^L
+    with pytest.raises(EvaluatorError, match="is not a step"):
+        steps_of(model, ["r0", "r1", "L", "w0"])
 
 
 # ---- errata ------------------------------------------------------------------------------------
