@@ -50,7 +50,7 @@ Readout (erratum F4's explicit unembed): ``r<v>`` gets ``2 v o:rd + (1 - v^2) o:
 numbers 0 / 1 get 0: at every chain position exactly one output is set, so the emitted token
 is the unique maximum.
 
-Sizes: 3 layers; state dims 2m + L + 16 (the x window, the tape, the registers) = Theta(log n);
+Sizes: 3 layers; state dims m + L + 17 (the x window, the tape, 16 register dims, hd) = Theta(log n);
 p = Theta(log n) (positions up to n + 4 T); state bits Theta(log^2 n), not the printed
 Theta(log n) (T41-E3).  CoT: 4 tokens per step + the answer.
 
