@@ -35,6 +35,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "constructions.rnn_circuit_cases",
     "constructions.turing_hybrid",
     "proofs_check.circuit_runners",
+    "constructions.turing_cot_rnn",
 )
 
 

@@ -118,6 +118,7 @@ ROW_SOURCES: tuple[str, ...] = (
     "proofs_check.rnn_circuit_claims:rnn_circuit_rows",
     "proofs_check.tm_claims:tm_hybrid_rows",
     "proofs_check.circuit_claims:circuit_rows",
+    "proofs_check.turing_cot_claims:tm_cot_rows",
 )
 
 

@@ -33,6 +33,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "proofs_check.checks.istree_hybrid",
     "proofs_check.checks.turing_hybrid",
     "proofs_check.checks.circuit_transformer",
+    "proofs_check.checks.turing_cot_rnn",
 )
 
 

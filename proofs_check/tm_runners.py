@@ -24,7 +24,9 @@ A construction module provides
 
 Output per instance: ``{"halted": bool, "steps": int, "state": letter, "tape": [...], "ones": int,
 "generated": [...], "retrievals": [...], "p": int}`` plus ``tape_start``, ``head``, ``n``,
-``max_steps`` and ``model``.  A run that reaches the bound without halting is printed with
+``max_steps`` and ``model``, and any further fields ``read_back`` gives (cot-rnn: ``answer``,
+``accepted``, ``left_tape``, ``m``, ``x``; there ``--input`` is Thm 4.1's whole S_in = 0^(n-m) x and
+the run is the machine's on x, see ``constructions.turing_cot_rnn``).  A run that reaches the bound without halting is printed with
 ``"halted": false``, never as the machine's result.
 """
 from __future__ import annotations
@@ -98,7 +100,7 @@ def decode_tm(model_name: str, model: Model, tape: list[int], evaluator, oracle:
 
 def run_record(model_name: str, model: Model, result, n: int, max_steps: int) -> dict:
     run = construction(model_name).read_back(model, result)
-    return {
+    record = {
         "halted": run["halted"],
         "steps": run["steps"],
         "state": run["state"],
@@ -113,6 +115,8 @@ def run_record(model_name: str, model: Model, result, n: int, max_steps: int) ->
         "max_steps": max_steps,
         "model": model_name,
     }
+    record.update({k: v for k, v in run.items() if k not in record})  # a model's extra fields (e.g. "accepted")
+    return record
 
 
 def _tape_words(text: str | None) -> list[Any]:
@@ -156,6 +160,15 @@ class TMRunner:
             return [InputError("give either --machine (with --input as its tape) or --instance, not both")]
         data: dict[str, Any] = {"machine": text, "input": _tape_words(getattr(args, "input", None))}
         return [data]
+
+    def human(self, out: dict) -> str:
+        """One line per run: halted, steps, state, ones, the tape span, p, the generated tokens."""
+        head = [f"answer: {out['answer']}"] if "answer" in out else []
+        parts = head + [f"halted: {out['halted']}", f"steps={out['steps']}", f"state={out['state']}",
+                        f"ones={out['ones']}", f"tape[{out['tape_start']}..]={''.join(map(str, out['tape']))}",
+                        f"n={out['n']}", f"p={out['p']}", "generated: " + " ".join(out["generated"])]
+        parts += [f"retrieval: {r['pattern']!r} -> {r['result']!r}" for r in out.get("retrievals", [])]
+        return "  ".join(parts)
 
     def parse(self, data: Any, n: int | None) -> TMInstance:
         machine, tape, steps = parse_instance(data)

@@ -1,0 +1,53 @@
+"""Claims rows for Theorem 4.1: the linear RNN with CoT running a linear-space Turing machine.
+
+One row per n = 16, 64, 256, 1024, 4096, 65536 (m = floor(log2 n) = 4 .. 16) and tape (one dim
+per cell as in the sketch; packed base S into one dim, T41-E3's fix, L + 2 layers), for the parity
+sweep ``checks.turing_cot_rnn.PARITY`` on x = 0 1^(m-2) 0 (it stays within the m cells; YES
+iff m is even; m (m + 1) / 2 steps).  Sizes are ``claims.measure`` of the built model; state
+bits are printed as "bits (dims x p)" beside the theorem's Theta(log n) (T41-E3: the state
+has Theta(log n) dims of p = Theta(log n) bits).  The CoT column is
+
+* **measured** for n <= :data:`DECODE_UP_TO` (256; packed tape: 64): the model is decoded by the exact fast evaluator,
+  every step and the answer are checked against the bounded reference, and the chain is
+  reported next to the step count: ``"measured 41 (10 steps: 4 T + 1)"``;
+* otherwise ``"4 T + 1 = 545 (T = 136 from simulate; not decoded)"``: decoding a 65536-token
+  prompt takes minutes (n = 4096: ~30 s, 65536: ~5 min on one core).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+from .claims import ClaimRow, measure
+
+TM_SIZES: tuple[int, ...] = (16, 64, 256, 1024, 4096, 65536)
+DECODE_UP_TO: dict[str, int] = {"cells": 256, "packed": 64}  # the packed tape has L + 2 layers
+
+
+def tm_cot_rows(sizes: Sequence[int] = ()) -> list[ClaimRow]:
+    """Thm 4.1 rows (the table's own n; ``sizes`` is the retrieval rows' list, not used): the
+    sketch's tape (one dim per cell) and the packed one (T41-E3's fix)."""
+    return [_row(n, tape) for tape in ("cells", "packed") for n in TM_SIZES]
+
+
+def _row(n: int, tape: str) -> ClaimRow:
+    from constructions.evaluate_fast import FastEvaluator
+    from constructions.turing_cot_rnn import TOKENS_PER_STEP, turing_cot_rnn
+    from proofs_check.checks.turing_cot_rnn import compare, decode, parity_case
+
+    case = replace(parity_case(n.bit_length() - 1), tape=tape)
+    model = turing_cot_rnn(case.machine, case.n, case.max_steps, cells=case.cells, tape=tape)
+    sizes = measure(model)
+    steps = case.max_steps  # the sweep halts on exactly its step bound (checked when decoded)
+    if n <= DECODE_UP_TO[tape]:
+        _, res = decode(case, FastEvaluator(), {(case.machine.to_text(), n, steps, case.cells, tape): model})
+        ref = compare(case, model, res)
+        cot = f"measured {len(res.generated)} ({ref.run.steps} steps: 4 T + 1; answer {res.answer})"
+    else:
+        cot = f"4 T + 1 = {TOKENS_PER_STEP * steps + 1} (T = {steps}; not decoded)"
+    sizes.update({
+        "cot_steps": cot,
+        "state_bits": f"{sizes['state_bits']} ({sizes['state_dims']} x {sizes['p']}; claim Theta(log n))",
+    })
+    model_name = "cot-rnn" if tape == "cells" else "cot-rnn, packed tape (T41-E3 fix)"
+    return ClaimRow("4.1", "tm parity sweep, m = floor(log2 n)", model_name, n, sizes)
