@@ -81,7 +81,7 @@ def test_rag_rnn_writes_the_working_patterns(oracle):
     assert r.steps == rt.build_count_rag_rnn(3).meta["cot_steps"] == 9
 
 
-# ---- erratum R1: Index pattern ^(?:\S\s*){k-1}(\S) ------------------------------------------------
+# ---- erratum T52-E1: Index pattern ^(?:\S\s*){k-1}(\S) ------------------------------------------------
 
 
 def _search(oracle, tokens, pattern_tokens, extras=()):
@@ -104,7 +104,7 @@ def test_erratum_T52_E1_index_pattern_as_printed(oracle):
     assert got == [inst.answer()]
 
 
-# ---- erratum R2: AR / c-gram pattern \bq\b(\S+)\b ---------------------------------------------------
+# ---- errata T52-E2, T52-E3: AR / c-gram pattern \bq\b(\S+)\b ---------------------------------------------------
 
 
 def test_erratum_T52_E2_ar_pattern_as_printed(oracle):
@@ -129,7 +129,7 @@ def test_erratum_T52_E3_cgram_pattern_as_printed(oracle):
     assert got == [inst.answer()]
 
 
-# ---- erratum R3: Counting pattern (\bv\b){k+1} -----------------------------------------------------
+# ---- erratum T52-E4: Counting pattern (\bv\b){k+1} -----------------------------------------------------
 
 
 def test_erratum_T52_E4_count_pattern_as_printed(oracle):
@@ -148,7 +148,7 @@ def test_erratum_T52_E4_count_pattern_as_printed(oracle):
         assert (got != ["FAILED"]) == expected_match == bool(case.answer())
 
 
-# ---- erratum R4: B.4 Counting compares w (t + 1) with 1 -------------------------------------------
+# ---- erratum T46-E4: B.4 Counting compares w (t + 1) with 1 -------------------------------------------
 
 
 def test_erratum_T46_E4_count_transformer_as_printed_overcounts():

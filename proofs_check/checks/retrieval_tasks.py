@@ -107,7 +107,7 @@ def _upper_bound_run(model_name: str) -> Callable[[Profile], CheckOutcome]:
 
 
 def _ar_pattern(q: int) -> list:
-    """The AR search query of Thm 5.2 (our working form, erratum R2) for key q."""
+    """The AR search query of Thm 5.2 (our working form, erratum T52-E2) for key q."""
     return [rt.START, rt.FRAG_TOKEN_START, q, rt.FRAG_NEXT, rt.END]
 
 
