@@ -113,6 +113,8 @@ def _validate_values(entry: dict[str, str]) -> str | None:
         node = entry.get(field)
         if node is not None and not NODE_RE.match(node):
             return f"{field} {node!r} is not a pytest node id like tests/test_x.py::test_name"
+    if entry["kind"] == "reading" and "other reading" not in " ".join(entry[f] for f in REQUIRED).lower():
+        return "a 'reading' entry must say what the other reading gives (the words 'other reading')"
     func = NODE_RE.match(entry["test"]).group("func").split("::")[-1]
     prefix = "test_erratum_" + entry["id"].replace("-", "_") + "_"
     if not func.startswith(prefix):
