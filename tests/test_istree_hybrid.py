@@ -137,7 +137,8 @@ def test_erratum_T57_E2_position_doubling_up_to_log_n_misses_the_next_edge():
     g = Graph.parse("1-2 2-3 3-4 4-5 5-6 6-7 1-8")  # vertex 1 in edges 1 and 7 (positions 2, 20)
     assert _literal_position_search(g, 1, 2, g.n) is None  # "no next edge": wrong
     assert nearest_edge(g, 1, 1 + 4 + 0.25) == 7  # edge indices, d up to j0 + 2d >= m: found
-    assert run_graph(g) == hybrid_cot(g) and run_graph(g)[-1] == YES
+    got = run_graph(g)
+    assert got == hybrid_cot(g) and got[-1] == YES
 
 
 def test_erratum_T57_E3_latest_occurrence_predecessor_is_not_the_parent():
