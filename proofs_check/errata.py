@@ -63,11 +63,6 @@ class Erratum:
     fix_test: str | None
     file: str  # the catalogue file, relative to the repository root
 
-    @property
-    def test_prefix(self) -> str:
-        """The demonstrating test's name starts with this (then ``_<slug>``)."""
-        return "test_erratum_" + self.id.replace("-", "_") + "_"
-
     def nodes(self) -> list[str]:
         return [self.test] + ([self.fix_test] if self.fix_test else [])
 
