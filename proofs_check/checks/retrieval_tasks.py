@@ -158,7 +158,8 @@ CHECKS: list[Check] = [
         "5.1",
         "AR oracle simulated by an O(log n)-bit RNN on Prop 5.1's Index family",
         "on the special Index instances (kappa at every even position), an AR oracle can be "
-        "simulated with O(log n) bits: kappa for q != kappa, the third token for q = kappa",
+        "simulated with O(log n) bits: kappa for q != kappa, the third token for q = kappa "
+        "(on the family of erratum P51-E1, where every queried key occurs)",
         _prop51_run,
     ),
     Check(
