@@ -51,6 +51,15 @@ def test_cycle_stops_with_no_where_the_proof_says():
     assert got[:-1] == algorithm1(g)[:3]
 
 
+@pytest.mark.parametrize("text,n", [("1-2", 3), ("1-2 3-4", 4), ("1-2 2-3 3-1 1-4", 4), ("", 3)])
+def test_edge_count_other_than_n_minus_1_is_no_at_once(text, n):
+    """The fix of B27-E3/B27-E4: m != n - 1 is never a tree, and the model says NO at the prompt's
+    end (0 CoT tokens) instead of starting a walk."""
+    g = Graph.parse(text, n)
+    assert g.m != g.n - 1 and istree_answer(g) == NO
+    assert decode(dfs_transformer(n), g) == [NO]
+
+
 def test_check_4_7_passes_at_ci():
     """The check at ci (the only place the n = 32 graphs run): passes, decodes a tree and a
     non-tree on 32 vertices, and reports the sizes of every model it ran (constant in n)."""
