@@ -551,7 +551,7 @@ def match_close_block(keys: Sequence[str], queries: Sequence[str], outs: Sequenc
 def match_nearest_block(keys: Sequence[str], queries: Sequence[str], outs: Sequence[str], vals: Sequence[str], target: str, n: int, *, c: int = 1, max_len: int | None = None, vmax: int | None = None, boost: int = 1, tie_shift: bool = True) -> AttentionBlock:
     """MatchNearest[I1, I2, I3, I4, i=target] (Lemma B.17): k* = the match h nearest to
     t = X_(i,k) (an integer in [0, max_len]); on a tie (h = t - e and t + e) the later one
-    (erratum: Def B.11 leaves ties open; the printed score splits attention between them).
+    (erratum B17-E1: Def B.11 leaves ties open; the printed score splits attention between them).
 
     score = -n^(4c+1) sum (X1 - X2)^2 - n (t' - k')^2 + 1[k'=1](n^(4c+1) sum X2^2 + n (t'-1)^2 - n^(2c+2)),
     t' = t + 1/4 (tie_shift=True, the fix) or t' = t (tie_shift=False, as printed).
@@ -626,7 +626,7 @@ def match_next_budget(n: int, A: int, width: int, vmax: int, max_len: int, d: in
 
 def match_next_block(keys: Sequence[str], queries: Sequence[str], outs: Sequence[str], vals: Sequence[str], a: str, n: int, p: int, *, A: int = 1, c: int = 1, max_len: int | None = None, vmax: int | None = None, boost: int = 1, variant: NextVariant = "quadratic", next_dim: str | None = None) -> AttentionBlock:
     """MatchNext[I1, I2, I3, I4, a] (Lemma B.18): k* = argmin over matches h <= k of
-    |X_(a,h) - next(X_(a,k))|, or 1 if nothing matches (erratum: Def B.12 also lets position 1
+    |X_(a,h) - next(X_(a,k))|, or 1 if nothing matches (erratum B12-E1: Def B.12 also lets position 1
     compete).  X_(a,.) in ROUND(1/[n^A], p) u {0}, distinct and contiguous per query (Def B.12).
 
     g computes t = next~(X_(a,k)) into ``next_dim`` (Lemma B.18's piecewise function; see

@@ -8,7 +8,7 @@ tokens strictly between the last ``<StartSearch>`` and that ``<EndSearch>``, the
 Detokenize of everything before that ``<StartSearch>``; Python's ``re.search(pattern, string)``
 runs in a separate worker process under a time bound; ``group(1)`` is tokenized and appended,
 or ``FAILED`` when nothing matches (or group 1 did not take part in the match).  The paper's
-formula Detokenize(S_{l_s:l_e}) would include the two markers themselves; see notes/errata.md.
+formula Detokenize(S_{l_s:l_e}) would include the two markers themselves; erratum A5-E1 in notes/errata/foundation.md.
 """
 from __future__ import annotations
 

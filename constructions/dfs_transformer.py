@@ -10,7 +10,7 @@ What it emits (checked against ``proofs_check.algorithms``, never against this m
 * m = n - 1, not a tree: the walk of B.6.2 (``lemma_b27_chain(g, literal_end_check=False)``):
   a prefix of A(G) that stops with NO at the first edge that closes a cycle in vertex 1's
   component, or the whole tour of that component followed by NO (position != 5n - 3);
-* m != n - 1 (never a tree): NO at once, no vertex emitted (erratum E4 in
+* m != n - 1 (never a tree): NO at once, no vertex emitted (erratum B27-E3 in
   notes/errata/dfs_transformer.md: the proof assumes |Tokenize(G)| = 3n - 2).
 
 Positions: <s> is 1, edge j is u_j at 3j-1, ~ at 3j, v_j at 3j+1; for m = n-1 the prompt ends
@@ -30,13 +30,13 @@ of the proof's list, the paper's residual names i_1..i_25 in brackets):
    [i_12, i_13]); ``C`` = this is a tour position.
 3. Attention: COPY s=2 of ``cnt`` -> ``pp_cnt`` [i_5]; two "count-before" heads ->
    ``pc_a_raw``, ``pc_b_raw`` (ROUND(1/t) for the t-th edge of a vertex; replaces the
-   ``next`` approximation, erratum E2); Match first occurrence in the tour (step 6, Def B.9)
+   ``next`` approximation, erratum B27-E2); Match first occurrence in the tour (step 6, Def B.9)
    -> ``par`` = f(v_l) [i_22].  FFN: ``e_ca`` [i_8], ``e_pa``, ``e_pb`` (+ scaled squares),
    ``fa`` = [v_(l-1) = f(v_l)] (first arrival, also l = 1), ``haspar`` = [f(v_l) >= 1].
 4. Attention (step 5): two Match heads find the edge {v_l, v_(l-1)} in either orientation and
    copy v_l's count on it -> ``cv``.  FFN (end of step 6): ``s1`` = 1 on first arrival, else
    ``cv``; ``s1sq_s`` = lam_c * s1^2.
-5. Attention (step 7, MatchNext of Def B.12 realised as an exact Match, erratum E2): two heads
+5. Attention (step 7, MatchNext of Def B.12 realised as an exact Match, erratum B27-E2): two heads
    (v_l as first / as second endpoint) find the edge whose count-before for v_l equals ``s1``
    -> other endpoint ``o1`` [i_14], its count ``c1`` [i_15, i_16], ``found1``.  FFN: ``skip`` =
    found1 and o1 = f(v_l) (the father edge), ``c1sq_s``.
@@ -45,7 +45,7 @@ of the proof's list, the paper's residual names i_1..i_25 in brackets):
 7. Attention (step 10): Match ``x`` against the tour -> ``visited`` [i_25].  FFN (step 11):
    the decision, written to ``out_val``, ``out_g``, ``out_yes``, ``out_no``.
 
-Readout: the explicit ``unembed`` (erratum E1: the tied W_E of A.3 gives number i the logit
+Readout: the explicit ``unembed`` (erratum B27-E1: the tied W_E of A.3 gives number i the logit
 i * x_num, which can only select 1 or n): number i gets ``2i*out_val - i^2*out_g`` (= v^2 -
 (i - v)^2 when out_g = 1, out_val = v), YES gets ``out_yes``, NO gets ``out_no``.
 
@@ -278,8 +278,8 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
     """The Lemma B.27 Transformer for graphs on vertices 1..n (see the module docstring).
 
     ``p`` defaults to :func:`declared_p` (n); a smaller p raises PrecisionError naming the p
-    needed.  ``readout="tied"`` keeps A.3's tied W_E (the literal version, erratum E1: it cannot
-    emit the tour).  ``edge_count_check=False`` drops the fix of erratum E4 (the tour starts at
+    needed.  ``readout="tied"`` keeps A.3's tied W_E (the literal version, erratum B27-E1: it cannot
+    emit the tour).  ``edge_count_check=False`` drops the fix of errata B27-E3/B27-E4 (the tour starts at
     the end of every prompt, whatever m is; literal version of the final check).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

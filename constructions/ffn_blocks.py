@@ -165,7 +165,7 @@ def multiplication_spec(a: str, b: str, out: str, *, coef: Coef = 1, name: str |
     Units (w2 = e_b, b1 = b2 = 0):  ReLU(x_a) * x_b  with output weight +coef,
                                      ReLU(-x_a) * x_b with output weight -coef,
     so g = coef * (ReLU(x_a) - ReLU(-x_a)) * x_b = coef * x_a * x_b for every real x.
-    The paper prints W3 h = h1 + h2, which gives coef * |x_a| * x_b (erratum B.1).
+    The paper prints W3 h = h1 + h2, which gives coef * |x_a| * x_b (erratum B1-E1).
     a == b is allowed (x_a^2, as Lemma B.13 uses for k^2).
 
     Preconditions: none on x; exact at p >= multiplication_precision(...) when |x_a| <= bound_a,
@@ -273,7 +273,7 @@ def build_linear_model(
 
 # ---- Lemma B.3: indicator ---------------------------------------------------------------------
 
-# The fixed constants (erratum B.3): the paper's 0.6 / 0.4 / 10 lie in no R_p; any offsets
+# The fixed constants (errata B3-E1, B3-E2): the paper's 0.6 / 0.4 / 10 lie in no R_p; any offsets
 # (1/2, 1/2, a, 1 - a) with scale c and c (a - 1/2) = 1 work, and a = 3/4, c = 4 are dyadic.
 INDICATOR_OFFSETS: tuple[Fraction, Fraction, Fraction, Fraction] = (
     Fraction(1, 2), Fraction(1, 2), Fraction(3, 4), Fraction(1, 4))
@@ -324,7 +324,7 @@ def indicator_spec(x: str, out: str, B: int, *, value: Coef = 1, name: str | Non
     """Lemma B.3 (Indicator), fixed: g(x)[out] = value * 1[x_x = B] for integer x_x, width 4.
 
     Printed: b1 = [-B-0.5, -B+0.5, B-0.6, B+0.4], W1 x = [x, x, -x, -x], b2 = 1, W3 = 10[1 -1 -1 1],
-    b3 = 10.  Fixed (erratum B.3): W3 signs [1 -1 1 -1] (as the proof's own formula), and the
+    b3 = 10.  Fixed (errata B3-E1, B3-E2): W3 signs [1 -1 1 -1] (as the proof's own formula), and the
     non-dyadic 0.6 / 0.4 / 10 replaced by 3/4, 1/4, 4 (ROUND(0.4, p) != 0.4 at every p, so the
     printed constants give 5 - 10 ROUND(0.4, p) != 1 at x = B).
     Preconditions: x_x an integer, B an integer.  Exact at p >= indicator_precision(B, bound)."""
@@ -423,7 +423,7 @@ def lookup_spec(
     As the proof: one linear code of the key, then one scaled indicator (Lemma B.3, fixed) per
     entry; the code feeds W1 directly, so it is one layer.  The code is mixed radix over the key
     box ``ranges`` (lo_j <= x_j <= hi_j, default: the table's own key box): the printed
-    x_1 + B x_2 + ... is injective only for keys in {0..B-1} (note B.4 in the errata).
+    x_1 + B x_2 + ... is injective only for keys in {0..B-1} (erratum B4-E1).
     A value is a scalar (written to ``out``) or a form {out dim: value}.
     Preconditions: integer inputs inside the key box (for one key, any integer input)."""
     check_dims(*keys)
@@ -544,7 +544,7 @@ def threshold_spec(x: str, out: str, u: Coef, eps: Coef, p: int, *, name: str | 
     """Lemma B.5 (Threshold), fixed: g(x)[out] = 1[x_x >= u] for x_x in (-inf, u-eps] u [u, inf), width 2.
 
     Printed: b1 = [-u+eps, -u+eps/2], W1 x = [x, x], b2 = 1, W3 = (2/eps)[1 -1 -1 1] (4 entries
-    for 2 units) and the result formula (2/eps)(ReLU(x-u-eps) - ReLU(x-u+0.5)) (erratum B.5).
+    for 2 units) and the result formula (2/eps)(ReLU(x-u-eps) - ReLU(x-u+0.5)) (erratum B5-E1).
     Built: the printed b1 with W3 = (2/eps)[1 -1].  For u, eps not in R_p the builder uses
     u' = the smallest grid value >= u and eps' = threshold_step(eps) <= eps: on grid inputs,
     x <= u - eps implies x <= u' - eps' and x >= u implies x >= u', so the claim for (u', eps')
@@ -562,7 +562,7 @@ def threshold_spec(x: str, out: str, u: Coef, eps: Coef, p: int, *, name: str | 
 
 def paper_threshold_spec(x: str, out: str, u: Coef, eps: Coef, *, name: str | None = None) -> FFNSpec:
     """Lemma B.5's printed result formula g = (2/eps)(ReLU(x-u-eps) - ReLU(x-u+0.5)): biases
-    -u-eps, -u+0.5 and W3 = (2/eps)[1 -1].  Gives -1 at x = u = 0, eps = 1 (erratum B.5)."""
+    -u-eps, -u+0.5 and W3 = (2/eps)[1 -1].  Gives -1 at x = u = 0, eps = 1 (erratum B5-E1)."""
     check_dims(x, out)
     u, e = to_fraction(u), to_fraction(eps)
     w = 2 / e
@@ -609,7 +609,7 @@ def build_threshold_model(
 def interval_spec(x: str, out: str, u: Coef, v: Coef, eps: Coef, p: int, *, name: str | None = None) -> FFNSpec:
     """Lemma B.6 (Interval): g(x)[out] = 1[u <= x_x <= v] for x_x in (-inf, u-eps] u [u, v] u [v+eps, inf),
     width 4: threshold(u) - threshold(v + eps), as the proof says.  (The printed domain ends with
-    [v, inf]; the proof's own construction needs [v + eps, inf): erratum B.6.)
+    [v, inf]; the proof's own construction needs [v + eps, inf): erratum B6-E1.)
     Grid adjustment as Lemma B.5: u' = ceil to grid, v' = floor to grid, eps' = threshold_step(eps),
     second threshold at v' + eps' (0 for grid x <= v, 1 for x >= v + eps).
     Preconditions: u <= v.  Exact for |x| <= bound at p >= interval_precision(u, v, eps, bound)."""

@@ -49,7 +49,7 @@ Layers of ``istree_hybrid`` (all constants from n and p, see :func:`hybrid_const
    ``visit`` (Match, first occurrence, of a vertex among VISIT groups: father edge, present).
    FFN: the next token when it is a lookup result.
 
-Readout: an explicit ``unembed`` (as in dfs_transformer, erratum E1 there): number i gets
+Readout: an explicit ``unembed`` (as in dfs_transformer, erratum B27-E1): number i gets
 ``2i*out_val - i^2*out_g``, a marker/answer M gets ``out_M - out_g/2``, other specials -1.
 """
 from __future__ import annotations
@@ -240,7 +240,7 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
     :func:`declared_p` (n); a smaller p raises PrecisionError naming the p needed.
 
     For m != n - 1 it answers NO at the prompt's end (never a tree; the position test of
-    dfs_transformer's erratum E4).  For m = n - 1 it writes the DFS of vertex 1's component and
+    dfs_transformer's errata B27-E3/B27-E4).  For m = n - 1 it writes the DFS of vertex 1's component and
     answers NO at the first edge that closes a cycle, else YES iff the tour has 2n - 1 VISITs.
     """
     _check_n(n, "istree-hybrid", 1)

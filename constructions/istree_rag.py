@@ -7,7 +7,7 @@ layers, the decoding loop of Def A.5 / Sec 5.1 with Python's ``re``) and Lemmas 
 What the model generates
 ------------------------
 After ``Tokenize(G) = <s> u_1 ~ v_1 ... u_m ~ v_m`` the model emits Algorithm 2's list L (App
-B.10, page 38; the readings of notes/errata/tasks.md E-T8..E-T10), with every search written
+B.10, page 38; errata Alg2-E1, Alg2-E2 and the notes of notes/errata/tasks.md), with every search written
 as a *real* Python regular expression.  The paper-level tokens of each search are exactly
 Section 6's compact form (``- v``, ``~ v``, ``a ~ v``, see ``proofs_check.algorithms``); the
 rest of the pattern is made of extra special tokens, the *fragments* below.  Deleting the
@@ -69,7 +69,7 @@ Layers (Def 3.5: ``h_t = A h_(t-1) + B x_t``, ``Y = X + h``, ``Z = Y + g(Y)``):
    rule writes YES with ``ReLU(rule + count - n)`` (count <= n, so this is rule AND count = n)
    and NO with ``ReLU(rule) - ReLU(rule + count - n)``.
 
-Readout (erratum F4 of notes/errata.md: the tied A.3 readout can only name 1 or n): number i
+Readout (erratum D32-E1 of notes/errata/foundation.md: the tied A.3 readout can only name 1 or n): number i
 gets ``2i * o:num - i^2 * o:isnum`` (= v^2 - (i - v)^2 when a number v is emitted, else 0),
 special T gets ``o:T``.  So every logit is an integer; the emitted token is the unique maximum.
 

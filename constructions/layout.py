@@ -4,7 +4,7 @@ The fixed embedding of A.3 pins three kinds of dimension, and every layout start
 with them:
 
 * index 0, ``"num"``: w_1, number token i embeds as i * w_1;
-* index 1, ``"w2"``: w_2, not used by the embedding (reserved, see notes/errata.md);
+* index 1, ``"w2"``: w_2, not used by the embedding (reserved, erratum A3-E1 in notes/errata/foundation.md);
 * indices 2.., ``"tok:<s>"``, ``"tok:~"``, ...: w_(2+k) for the k-th special token;
 * the last index, ``"pos"``: w_d, position l embeds as l * w_d.
 

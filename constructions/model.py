@@ -10,7 +10,7 @@ Architectures (Section 3, Def 5.5):
 
 The output layer is the paper's: logits = W_E x_l with the tied word-embedding matrix W_E of
 A.3, unless the model carries an explicit ``unembed`` matrix (|V| x d), which a construction
-uses only where the tied readout cannot express its answer (see notes/errata.md).
+uses only where the tied readout cannot express its answer (erratum D32-E1 in notes/errata/foundation.md).
 """
 from __future__ import annotations
 

@@ -19,12 +19,12 @@ Attention: the Transformer and hybrid models are composed from the building bloc
 with the paper's constants, each block's auxiliary FFN g placed in the FFN just before its
 head; the blocks get size parameter N = max_len (c = 1).  p is the smallest odd p inside every
 block's exact-p window and above the readout's needs; a block whose window ends below that p
-gets its scores scaled by the smallest power of two that makes it exact there (erratum R5).
+gets its scores scaled by the smallest power of two that makes it exact there (erratum B13-E1; notes/errata/retrieval_tasks.md).
 The retrieval-augmented RNN uses only FFN lookups on a step counter (Lemmas B.3, B.20-B.23,
 written here as tents of a counter; ffn_blocks / rnn_blocks hold the lemmas' general forms).
 
 Readout: every model answers a *number*, which the tied readout of A.3 cannot (logit of number
-i is ``i * x_num``, erratum F4); all models here carry an explicit unembedding
+i is ``i * x_num``, erratum D32-E1); all models here carry an explicit unembedding
 (``U[i] = 2 i * val - i^2 * gate``: logit ``val^2 - (i - val)^2`` at gate 1, maximal exactly at
 i = val).  Counting answers the number 1 or 0 by the linear comparison
 ``logit(1) = (1 + delta) - w (t + 3 + [t = q])``, ``logit(0) = -logit(1)``.
@@ -244,7 +244,7 @@ def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: i
     unembed = number_readout(vocab, ans, AB.ONE)
     meta = {"task": task, "arch": arch, "n": n, "c": c, "theorem": "4.6" if arch == "transformer" else "5.6",
             "blocks": {blk.name: {"boost": blk.boost, "p_window": w} for blk, w in zip(blocks, windows)},
-            "block_size_N": N, "readout": "explicit quadratic unembed (erratum F4)", "cot_steps": 0}
+            "block_size_N": N, "readout": "explicit quadratic unembed (erratum D32-E1)", "cot_steps": 0}
     return assemble(arch=arch, p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=max_len,
                     unembed=unembed, meta=meta)
 
@@ -278,7 +278,7 @@ def _count_model(arch: Literal["transformer", "hybrid"], n: int, p: int | None, 
     delta = Fraction(1, 1 << delta_bits)
     # prod = w * (t + 3 + [t = q]): t = num, q = prev at the last position.  COUNT sees the
     # whole prompt, so its m counts the query token q itself and the threshold t when t = q:
-    # m_data > t  <=>  m + 1 >= t + 3 + [t = q]  <=>  w (t + 3 + [t = q]) <= 1  (erratum R4).
+    # m_data > t  <=>  m + 1 >= t + 3 + [t = q]  <=>  w (t + 3 + [t = q]) <= 1  (erratum T46-E4).
     if literal:  # B.4 as printed: "multiply threshold+1 with this value and compare the result to 1"
         prod_units = [Unit("w_times_t_plus_1", {w: 1}, 0, {NUM: 1}, 1, {prod: 1})]
     else:
@@ -303,7 +303,7 @@ def _count_model(arch: Literal["transformer", "hybrid"], n: int, p: int | None, 
     meta = {"task": "count", "arch": arch, "n": n, "delta": str(delta), "literal": literal,
             "blocks": {blk.name: {"boost": blk.boost, "p_window": win} for blk, win in zip(blocks, windows)},
             "block_size_N": N, "theorem": "4.6" if arch == "transformer" else "5.6", "cot_steps": 0,
-            "readout": "explicit linear comparison unembed (erratum R4)"}
+            "readout": "explicit linear comparison unembed (erratum T46-E4)"}
     return assemble(arch=arch, p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=max_len,
                     unembed=unembed, meta=meta)
 
@@ -330,7 +330,7 @@ def build_cgram_transformer(n: int, p: int | None = None, c: int = 3, max_len: i
 def build_count_transformer(n: int, p: int | None = None, max_len: int | None = None, literal: bool = False) -> Model:
     """Thm 4.6 (App. B.4), Counting: COPY (Lemma B.13) of the query q onto the threshold token;
     COUNT (Lemma B.14) writing w = 1/(m+1) and an FFN writing w (t + 3 + [t = q]).
-    The readout compares with 1 + delta (erratum R4).  ``literal=True`` builds B.4 as printed
+    The readout compares with 1 + delta (erratum T46-E4).  ``literal=True`` builds B.4 as printed
     (w (t + 1) compared with 1), which over-counts the query's own occurrence (kept for the
     erratum's counterexample)."""
     return _count_model("transformer", n, p, max_len, literal)
@@ -367,7 +367,7 @@ def _no_cot_p(task: str, arch: str, n: int, c: int = 3, max_len: int | None = No
 # ---- Theorem 5.2: retrieval-augmented linear RNN ---------------------------------------------
 
 # Regex fragments (special tokens).  Detokenize puts a space between every two tokens, so each
-# pattern starts with the verbose flag (?x), under which those spaces are ignored (erratum R1).
+# pattern starts with the verbose flag (?x), under which those spaces are ignored (erratum T52-E1).
 FRAG_INDEX_HEAD = r"(?x)^(?:\S+\s+)"
 FRAG_GROUP = r"(\S+)"
 FRAG_TOKEN_START = r"(?x)(?<!\S)"
@@ -519,7 +519,7 @@ def build_rag_rnn(task: str, n: int, p: int | None = None, c: int = 2, max_len: 
         unembed[0] = {**unembed.get(0, {}), no_gate: 1}
     meta = {"task": task, "arch": "linear_rnn", "n": n, "c": c, "theorem": "5.2",
             "cot_steps": len(script) - 2, "prompt_max_len": prompt_len,
-            "readout": "explicit unembed (erratum F4)", "script": [it.kind + ":" + (it.token or str(it.delay)) for it in script]}
+            "readout": "explicit unembed (erratum D32-E1)", "script": [it.kind + ":" + (it.token or str(it.delay)) for it in script]}
     return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=total_len,
                     unembed=unembed, meta=meta)
 

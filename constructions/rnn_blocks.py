@@ -73,7 +73,7 @@ def recent_input_spec(sources: Sequence[str], memory: Sequence[Sequence[str]]) -
 
     A shift register: memory[0] <- B x_t, memory[j] <- A memory[j-1].  The paper prints the
     first block as x_(t-1); a linear unit sees x_t (Def 3.5: h_t = A h_(t-1) + B x_t), so the
-    first block is the current input (erratum B.20).  Exact at every p (weights 1, values copied)."""
+    first block is the current input (erratum B20-E1).  Exact at every p (weights 1, values copied)."""
     _distinct(list(sources), "Lemma B.20 sources")
     k = len(memory)
     _positive_int(k, "Lemma B.20 memory length k")
@@ -100,13 +100,13 @@ def prefix_sum_spec(x: str, out: str) -> LinearUnitSpec:
     """Lemma B.21's printed construction h_t = [x_(t,1) + h_(t-1,1), ...]: out = sum_(s<=t) x_s[x].
 
     This is the running sum of *all* inputs (what Thms 5.3/5.7 use: a counter, the length of
-    a stack), equal to the lemma's "sum of the last k inputs" only for t <= k (erratum B.21)."""
+    a stack), equal to the lemma's "sum of the last k inputs" only for t <= k (erratum B21-E1)."""
     _distinct([x, out], "Lemma B.21")
     return LinearUnitSpec({out: {out: 1}}, {out: {x: 1}})
 
 
 def window_sum_spec(x: str, out: str, memory: Sequence[str]) -> LinearUnitSpec:
-    """Lemma B.21 as stated: out = sum_(t-k < s <= t) x_s[x], k = len(memory) (fix, erratum B.21).
+    """Lemma B.21 as stated: out = sum_(t-k < s <= t) x_s[x], k = len(memory) (fix, erratum B21-E1).
 
     memory[j] holds x_(t-j) (Lemma B.20, C = 1); the sum drops the input leaving the window:
     out_t = out_(t-1) + x_t - memory[k-1]_(t-1)  (memory[k-1]_(t-1) = x_(t-k), 0 when t <= k).

@@ -96,7 +96,7 @@ def lemma_b27_chain(g: Graph, literal_end_check: bool = True) -> list[Token]:
     stops at the first edge that closes a cycle in vertex 1's component (the vertices before NO
     are the walk so far); if that component is a tree the whole tour is emitted and only the
     position check decides.  ``literal_end_check`` uses the position test exactly as printed;
-    it compares 3m + 1 + r with 5n - 3 and so can say YES for a non-tree (erratum: vertex 1
+    it compares 3m + 1 + r with 5n - 3 and so can say YES for a non-tree (erratum B27-E3: vertex 1
     isolated, n = 7, ten edges among 2..7).  ``literal_end_check=False`` applies Lemma B.29
     instead (m = n - 1 and r = 2n - 1).
     """

@@ -164,7 +164,7 @@ Columns: p = the precision the builder declares (smallest it accepts); layers / 
 width as assembled (padded to a square for the exact 1/sqrt(d) compensation); active d = dims any
 layer weight reads or writes; FFN width = widest FFN; params = non-zero weights of the layers;
 param bits = params x p; readout params = non-zero entries of the explicit unembedding
-(erratum F4: A.3's tied readout cannot name a number, so every model here carries one; it has
+(erratum D32-E1: A.3's tied readout cannot name a number, so every model here carries one; it has
 Theta(n) rows like W_E, which the paper does not count as parameters); state bits = non-zero
 recurrent state dims x p (RNN layers); CoT steps = tokens generated before the answer.
 
@@ -172,7 +172,7 @@ Reading: for each construction, layers, heads, active d, FFN width, params and s
 the same at every n (constant size); p, param bits and state bits grow like log n.  d of the
 retrieval-augmented RNNs for Index and Counting grows with n only because their quantifier
 tokens `{j}` are n special tokens, each with its own one-hot embedding dimension (A.3) that no
-weight touches (erratum R1 in notes/errata/retrieval_tasks.md).
+weight touches (erratum T52-E1 in notes/errata/retrieval_tasks.md).
 
 IsTree rows (`proofs_check.istree_claims`, n = 8, 32, 128, 512): "measured L (bound B)" = the
 longest chain over the graphs decoded at that n (a uniform random tree and a randomly labelled

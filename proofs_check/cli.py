@@ -9,6 +9,7 @@ Subcommands::
     proofs-check run-model MODEL_FILE_OR_NAME --tokens "..." [--cot | --rag] [--max-steps N]
                            [--answers "YES NO"] [--evaluator reference|fast]
                            [--number-format exact|float64|float32|bfloat16] [--json]
+    proofs-check errata [--json] [--run] [ID ...]
 
 Exit status: 0 success (every selected check passed), 1 a check failed, 2 bad input (every
 :class:`ProofsCheckError` and every usage error is one ``error: ...`` line on stderr, never a
@@ -40,6 +41,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "proofs_check.data",
     "proofs_check.precision",
     "proofs_check.compile_rnn",
+    "proofs_check.errata",
 )
 
 

@@ -188,7 +188,7 @@ def b28_graph(x: Sequence[int], k: int) -> Graph:
 
 def xor_prefix(x: Sequence[int]) -> tuple[int, ...]:
     """B.28's x~_i = (x_1 + ... + x_i) mod 2, with x~_0 = 0 put in front (index 0), so that
-    x_k = 0 iff x~_k = x~_(k-1) for every k in 1..N (k = 1 needs x~_0; see the erratum)."""
+    x_k = 0 iff x~_k = x~_(k-1) for every k in 1..N (k = 1 needs x~_0; erratum B28-E1)."""
     x = _bits(x)
     out = [0]
     for b in x:

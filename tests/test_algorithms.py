@@ -135,6 +135,30 @@ def test_algorithm1_figure3():
     assert cot_algorithm1(g) == [1, 5, 3, 2, 6, 4, 6, 2, 3, 5, 1, "YES"]
 
 
+def _prose_algorithm1(g):
+    """B.6.2's prose, literally: pop the top of S1 and push it to S2, then push every neighbour of
+    the popped vertex not in S1 u S2 to S1; the popped vertices in order."""
+    adj = {v: [] for v in range(1, g.n + 1)}
+    for u, v in g.edges:
+        adj[u].append(v)
+        adj[v].append(u)
+    s1, s2 = [1], []
+    while s1:
+        v = s1.pop()
+        s2.append(v)
+        s1 += [u for u in adj[v] if u not in s1 and u not in s2]
+    return s2
+
+
+def test_erratum_Alg1_E1_prose_algorithm_is_not_the_tour():
+    """The prose describes the iterative pre-order DFS: on Figure 3 it visits each of the 6
+    vertices once, while Lemma B.29 needs the pseudocode's Euler tour of 2n - 1 = 11 vertices."""
+    g = Graph.parse(FIGURE3)
+    prose = _prose_algorithm1(g)
+    assert sorted(prose) == [1, 2, 3, 4, 5, 6]  # n yields, each vertex once
+    assert len(algorithm1(g)) == 2 * g.n - 1 != len(prose)
+
+
 @pytest.mark.parametrize(
     "text,n,tour,answer",
     [
@@ -204,7 +228,7 @@ def test_b27_chain_stops_at_the_first_revisit():
     assert lemma_b27_chain(Graph.parse("1-2 2-3 3-1")) == [1, 2, 3, "NO"]
 
 
-def test_erratum_b27_position_check_accepts_a_non_tree():
+def test_b27_chain_literal_end_check_accepts_a_non_tree():
     """B.6.2 step 11 checks only the position 5n - 3: vertex 1 isolated, n = 7, ten edges
     among 2..7 give 3*10 + 1 + 1 = 32 = 5*7 - 3."""
     edges = list(itertools.combinations(range(2, 8), 2))[:10]
@@ -250,7 +274,7 @@ def test_algorithm2_cycle_trace():
     assert t.endswith("<StartSearch> 2 ~ 3 <EndSearch> 1 <StartSearch> - 1 <EndSearch> FAILED NO")
 
 
-def test_erratum_algorithm2_line13_as_printed_disagrees_with_retrieve():
+def test_erratum_Alg2_E1_line13_as_printed_disagrees_with_retrieve():
     g = Graph.parse("1-2")
     literal = algorithm2(g, literal_line13=True)
     mismatches = [(q, got) for q, got in replay_retrievals(g.tokens(), literal) if got != q.result]
@@ -258,7 +282,7 @@ def test_erratum_algorithm2_line13_as_printed_disagrees_with_retrieve():
     assert mismatches[0][0].result == FAILED and mismatches[0][1] == 1  # r1 finds the father 1
 
 
-def test_erratum_paper_r1_groups():
+def test_erratum_Alg2_E2_paper_r1_groups():
     s = detokenize(Graph.parse("1-2 2-3").tokens())
     # fresh r1 for v = 1: the edge is written "1 ~ 2", the second alternative matches, group 1 is unset
     m = re.search(paper_regex(PAPER_R1_FRESH, v=1), s)

@@ -53,7 +53,7 @@ def test_catalog_names_and_declared_p():
 # ---- errata: counterexamples to the printed text ---------------------------------------------
 
 
-def test_erratum_b7_copy_reads_position_one_for_k_le_s():
+def test_erratum_B7_E1_copy_reads_position_one_for_k_le_s():
     """Def B.7 asks for X_(I1, max(k-s, 0)); position 0 does not exist. The block copies position 1."""
     model = build_copy_model(16, s=3, max_len=5)
     cols = base(5)
@@ -63,7 +63,7 @@ def test_erratum_b7_copy_reads_position_one_for_k_le_s():
     assert out == [10, 10, 10, 10, 20]  # k = 1..4 -> position max(k-3, 1) = 1; k = 5 -> 2
 
 
-def test_erratum_paper_constants_infeasible_for_small_n():
+def test_erratum_B13_E1_paper_constants_infeasible_for_small_n():
     """COPY with the paper's scale lambda = n at n = 8: no p is exact.  At the smallest p whose
     range holds the scores, the gap n = 8 is below (F+1) ln 2 and the copy leaks."""
     d = padded_layout(build_copy_model(8, max_len=8).layout).d
@@ -85,7 +85,7 @@ def test_erratum_paper_constants_infeasible_for_small_n():
 
 
 @pytest.mark.parametrize("name,n", [("copy", 8), ("count", 8), ("match-close", 16), ("match-nearest", 64), ("match-next", 16)])
-def test_erratum_paper_constants_window_empty(name, n):
+def test_paper_constants_window_empty_for_every_block(name, n):
     d = 25
     budget = {
         "copy": lambda: copy_budget(n, 1, n, d),
@@ -114,7 +114,7 @@ def test_window_top_is_real():
         build_copy_model(16, 45, s=1, max_len=16)
 
 
-def test_erratum_b14_values_in_zp_overflow():
+def test_erratum_B14_E1_values_in_zp_overflow():
     """Def B.8 allows any X in Z_p, but the scores square the values: X = 2^F - 1 overflows."""
     model = build_count_model(16, max_len=4)
     big = model.precision.max_integer
@@ -127,7 +127,26 @@ def test_erratum_b14_values_in_zp_overflow():
         run(model, cols)
 
 
-def test_erratum_b15_zero_query_matches_position_one():
+def test_erratum_B14_E2_printed_key_row_sign_loses_the_sink():
+    """A reading of Lemma B.14's key row (a mangled formula).  Printed: n (1 + 1[k'=1]) against
+    the query's -sum X2^2, i.e. -n (1 + 1[k'=1]) sum X2^2: position 1 (<s>, X_(I1,1) = 0) scores
+    -2n sum X2^2 and loses to every match, so COUNT writes about 0 instead of 1/(m+1).  The
+    derivation printed right after it ("... + n 1[k'=1] sum X2^2", maximum 0 at k' = 1) needs
+    n (1 - 1[k'=1]); under that reading the lemma holds (what the block builds)."""
+    model = build_count_model(16, max_len=4)
+    cols = base(4)
+    for c, key in zip(cols, [0, 3, 5, 3]):
+        c.update({"key:0": key, "query:0": 3})
+    expected = chk.round_p(Fraction(1, 3), model.p)  # position 4: m = 2 matches (positions 2, 4)
+    assert run(model, cols)["count"][3] == expected
+    head = model.layers[1].heads[0]
+    row, col = head.key_names.index("querysq"), model.layout.index("tok:<s>")
+    assert head.W_K[row, col] > 0  # our key row: lambda (1[k'=1] - 1)
+    head.W_K[row, col] = -head.W_K[row, col]  # the printed sign: -lambda (1 + 1[k'=1])
+    assert run(model, cols)["count"][3] == 0
+
+
+def test_erratum_B15_E1_zero_query_matches_position_one():
     """Def B.9 counts h = 1 (X_(I1,1) = 0) as a match of a zero query; the block never does."""
     model = build_match_model(16, max_len=4)
     cols = base(3)
@@ -138,7 +157,7 @@ def test_erratum_b15_zero_query_matches_position_one():
     assert run(model, cols)["out:0"][2] == 20  # the block: the first match at h >= 2
 
 
-def test_erratum_b17_ties_split_attention():
+def test_erratum_B17_E1_ties_split_attention():
     """Def B.11's argmin has ties (h = t - 1 and t + 1); the printed score splits the head."""
     cols = base(6)
     keys = [0, 2, 9, 2, 9, 2]
@@ -151,7 +170,7 @@ def test_erratum_b17_ties_split_attention():
     assert run(fixed, cols)["out:0"][5] == 64  # the later one
 
 
-def test_erratum_b12_position_one_competes():
+def test_erratum_B12_E1_position_one_competes():
     """Def B.12 takes the argmin over matches u {1}: with S = {1} and x = 1/2 (next = 1/3),
     position 1 (counting value 0, distance 1/3) beats the match (distance 2/3).  The block
     (like Defs B.9-B.11) falls back to position 1 only when nothing matches."""
@@ -166,7 +185,7 @@ def test_erratum_b12_position_one_competes():
     assert run(model, cols)["out:0"][2] == 222
 
 
-def test_erratum_b19_quadratic_next_violates_bound():
+def test_erratum_B19_E1_quadratic_next_violates_bound():
     """One ReGLU layer computes only piecewise-quadratic functions of x, so B.18's cubic piece
     x - x^2 + x^3 needs x^2 from an earlier layer.  The one-layer x - x^2 (B.19's proof) misses
     the bound at x = 1/4: |(1/4 - 1/16) - 1/5| = 1/80 > 1/125 = next^3."""

@@ -140,6 +140,17 @@ def test_pattern_between_last_start_and_end_and_string_before_it(oracle):
     assert result == direct_group1(pattern, "<s> 5 ~ 6 <StartSearch> 5") == ["~"]
 
 
+def test_erratum_A5_E1_pattern_with_its_markers_never_matches(oracle):
+    """Def A.5 read literally: the pattern is Detokenize(S_(l_s:l_e)), the two markers included;
+    the string searched (everything before <StartSearch>) never contains <EndSearch>, so that
+    pattern never matches.  The tokens strictly between the markers retrieve the answer."""
+    seq = ["<s>", 5, "~", 6, S, 5, r"(\S+)", E]
+    literal = detokenize(seq[4:])  # S_(l_s:l_e): "<StartSearch> 5 (\S+) <EndSearch>"
+    assert re.search(literal, detokenize(seq[:4])) is None
+    pattern, result = retrieve(seq, VOCAB, oracle)
+    assert pattern == r"5 (\S+)" and result == ["~"]
+
+
 def test_answer_tokens_inside_a_query_are_not_answers(oracle):
     prompt = ["<s>", 1, "~", "YES", 7]
     script = [S, "YES", r"(\S+)", E, "NO"]

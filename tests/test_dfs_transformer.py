@@ -51,6 +51,15 @@ def test_cycle_stops_with_no_where_the_proof_says():
     assert got[:-1] == algorithm1(g)[:3]
 
 
+@pytest.mark.parametrize("text,n", [("1-2", 3), ("1-2 3-4", 4), ("1-2 2-3 3-1 1-4", 4), ("", 3)])
+def test_edge_count_other_than_n_minus_1_is_no_at_once(text, n):
+    """The fix of B27-E3/B27-E4: m != n - 1 is never a tree, and the model says NO at the prompt's
+    end (0 CoT tokens) instead of starting a walk."""
+    g = Graph.parse(text, n)
+    assert g.m != g.n - 1 and istree_answer(g) == NO
+    assert decode(dfs_transformer(n), g) == [NO]
+
+
 def test_check_4_7_passes_at_ci():
     """The check at ci (the only place the n = 32 graphs run): passes, decodes a tree and a
     non-tree on 32 vertices, and reports the sizes of every model it ran (constant in n)."""
@@ -65,7 +74,7 @@ def test_check_4_7_passes_at_ci():
 # ---- errata: each literal version fails -------------------------------------------------------
 
 
-def test_E1_tied_readout_cannot_emit_the_tour():
+def test_erratum_B27_E1_tied_readout_cannot_emit_the_tour():
     """A.3's tied W_E gives number i the logit i * x_num: only 1 or n can win."""
     model = dfs_transformer(6, readout="tied")
     assert decode(model, FIGURE3)[0] != 1  # the tour must start with 1
@@ -83,21 +92,21 @@ def test_E1_tied_readout_cannot_emit_the_tour():
         assert model.vocab.token_of(best) != v
 
 
-def test_E2_next_precondition_fails_for_one_sided_heads():
+def test_erratum_B27_E2_next_precondition_fails_for_one_sided_heads():
     """Def B.12 condition 3 needs consecutive counts; the step-7 heads see one side only."""
     g = Graph.parse("1-2 3-1 1-4")
     side_a = [1 / (t + 2) for t, (a, b) in enumerate([e for e in g.edges if 1 in e]) if a == 1]
     assert side_a == [1 / 2, 1 / 4]  # 1/3 (edge 3-1, vertex 1 second) is missing: not consecutive
 
 
-def test_E4_position_check_alone_says_yes_on_a_non_tree():
+def test_erratum_B27_E3_position_check_alone_says_yes_on_a_non_tree():
     g = Graph.make(7, list(itertools.combinations(range(2, 8), 2))[:10])  # vertex 1 isolated
     assert istree_answer(g) == NO
     assert lemma_b27_chain(g, literal_end_check=True)[-1] == YES  # 3*10 + 1 + 1 = 5*7 - 3
     assert decode(dfs_transformer(7), g) == [NO]
 
 
-def test_E4_without_edge_count_check_the_walk_is_wrong():
+def test_erratum_B27_E4_without_edge_count_check_the_walk_is_wrong():
     g = Graph.parse("1-2 3-4", 4)  # m = 2 < n - 1
     got = decode(dfs_transformer(4, edge_count_check=False), g)
     assert got[:-1] != algorithm1(g)[: len(got) - 1]  # not a prefix of A(G) = [1, 2, 1]

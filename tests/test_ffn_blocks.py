@@ -36,8 +36,8 @@ def test_check_ids_are_the_papers():
 # ---- errata: the printed constructions fail on concrete inputs --------------------------------
 
 
-def test_b1_paper_w3_computes_abs_product():
-    """Erratum B.1: W3 h = h1 + h2 gives |x_a| x_b; x_a = -2, x_b = 3 gives 6, not -6."""
+def test_erratum_B1_E1_printed_w3_computes_abs_product():
+    """Erratum B1-E1: W3 h = h1 + h2 gives |x_a| x_b; x_a = -2, x_b = 3 gives 6, not -6."""
     paper = fb.build_multiplication_model(n=1, p=fb.multiplication_precision(3, 3), bound=3, variant="paper", max_len=2)
     fixed = fb.build_multiplication_model(n=1, p=fb.multiplication_precision(3, 3), bound=3, max_len=2)
     cols = [{"mul:a": -2, "mul:b": 3}, {"mul:a": 2, "mul:b": 3}]
@@ -53,16 +53,16 @@ def test_b1_check_detects_the_printed_construction(monkeypatch):
     assert not outcome.passed and "B.1" in outcome.detail
 
 
-def test_b3_printed_w3_signs_give_20_below_B():
-    """Erratum B.3 (signs): W3 = 10[1 -1 -1 1] gives 20 for every x < B (here B = 1, x = 0)."""
+def test_erratum_B3_E1_printed_w3_signs_give_20_below_B():
+    """Erratum B3-E1 (signs): W3 = 10[1 -1 -1 1] gives 20 for every x < B (here B = 1, x = 0)."""
     model = fb.build_indicator_model(n=1, p=21, B=1, bound=4, variant="paper", max_len=3)
     assert _g(model, [{"ind:x": 0}, {"ind:x": -3}, {"ind:x": 2}], "ind:out") == [20, 20, 0]
 
 
 @pytest.mark.parametrize("p, at_B", [(9, Fraction(5, 4)), (11, Fraction(15, 16)), (21, Fraction(255, 256)),
                                      (41, Fraction(262145, 262144))])
-def test_b3_paper_constants_rounded_miss_one(p, at_B):
-    """Erratum B.3 (constants): with the proof's own signs but 0.6, 0.4 rounded to R_p, x = B gives
+def test_erratum_B3_E2_paper_constants_rounded_miss_one(p, at_B):
+    """Erratum B3-E2 (constants): with the proof's own signs but 0.6, 0.4 rounded to R_p, x = B gives
     5 - 10 ROUND(0.4, p), never 1; x != B still gives 0 (ROUND(0.6) + ROUND(0.4) = 1)."""
     model = fb.build_indicator_model(n=1, p=p, B=2, bound=4, variant="paper-formula", max_len=3)
     got = _g(model, [{"ind:x": 1}, {"ind:x": 2}, {"ind:x": 3}], "ind:out")
@@ -79,7 +79,7 @@ def test_b3_fixed_constants_are_dyadic_and_exact_at_small_p():
         fb.frac_bits(Fraction(3, 5))
 
 
-def test_b4_paper_radix_collides_on_keys_up_to_B():
+def test_erratum_B4_E1_paper_radix_collides_on_keys_up_to_B():
     """Note B.4: the printed code x_1 + B x_2 collides for keys in {0..B}: (2, 0) and (0, 1) both code 2."""
     table = {(2, 0): 5, (0, 1): 7}
     spec = fb.paper_lookup_spec(["k0", "k1"], table, "out", B=2)
@@ -90,13 +90,13 @@ def test_b4_paper_radix_collides_on_keys_up_to_B():
     assert _g(fixed, [{"k0": 2, "k1": 0}, {"k0": 0, "k1": 1}], "out") == [5, 7]
 
 
-def test_b5_printed_result_formula_fails():
-    """Erratum B.5: g = (2/eps)(ReLU(x-u-eps) - ReLU(x-u+0.5)) with u = 0, eps = 1 gives -1 at x = 0 and -3 at x = 2."""
+def test_erratum_B5_E1_printed_result_formula_fails():
+    """Erratum B5-E1: g = (2/eps)(ReLU(x-u-eps) - ReLU(x-u+0.5)) with u = 0, eps = 1 gives -1 at x = 0 and -3 at x = 2."""
     model = fb.build_threshold_model(n=1, p=11, u=0, eps=1, bound=4, variant="paper", max_len=3)
     assert _g(model, [{"thr:x": -1}, {"thr:x": 0}, {"thr:x": 2}], "thr:out") == [0, -1, -3]
 
 
-def test_b5_value_at_u_is_one():
+def test_erratum_B5_E2_value_at_u_is_one():
     """The printed claim 'x > u' would be 0 at x = u; the construction (and any continuous one with
     the printed gap) gives 1 there, so the function is 1[x >= u]."""
     p = fb.threshold_precision(Fraction(1, 2), Fraction(1, 4), 2)
@@ -116,8 +116,8 @@ def test_b5_non_dyadic_constants_are_adjusted_on_the_grid():
     assert fb.threshold_step(eps) == Fraction(1, 16)
 
 
-def test_b6_printed_domain_counterexample():
-    """Erratum B.6: the printed domain ends with [v, inf]; x = v + eps/4 lies there, is not in [u, v],
+def test_erratum_B6_E1_printed_domain_counterexample():
+    """Erratum B6-E1: the printed domain ends with [v, inf]; x = v + eps/4 lies there, is not in [u, v],
     and the proof's construction (threshold at v + eps) gives 1/2."""
     p = fb.interval_precision(0, 1, 1, 4)
     model = fb.build_interval_model(n=1, p=p, u=0, v=1, eps=1, bound=4, max_len=4)

@@ -110,7 +110,7 @@ def test_check_5_7_passes_at_ci():
 # ---- errata (notes/errata/istree_hybrid.md): each literal reading fails ------------------------
 
 
-def test_E1_integer_targets_tie_and_the_average_is_a_wrong_edge():
+def test_erratum_T57_E1_integer_targets_tie_and_the_average_is_a_wrong_edge():
     """B.12 probes "closest to p + 2^i": with an integer target, edges j0 and j0 + 2d tie."""
     g = Graph.parse("1-2 3-4 1-3")
     cands = [j for j, e in enumerate(g.edges, 1) if 1 in e]
@@ -133,14 +133,15 @@ def _literal_position_search(g: Graph, v: int, p: int, n: int) -> int | None:
     return None
 
 
-def test_E2_position_doubling_up_to_log_n_misses_the_next_edge():
+def test_erratum_T57_E2_position_doubling_up_to_log_n_misses_the_next_edge():
     g = Graph.parse("1-2 2-3 3-4 4-5 5-6 6-7 1-8")  # vertex 1 in edges 1 and 7 (positions 2, 20)
     assert _literal_position_search(g, 1, 2, g.n) is None  # "no next edge": wrong
     assert nearest_edge(g, 1, 1 + 4 + 0.25) == 7  # edge indices, d up to j0 + 2d >= m: found
-    assert run_graph(g) == hybrid_cot(g) and run_graph(g)[-1] == YES
+    got = run_graph(g)
+    assert got == hybrid_cot(g) and got[-1] == YES
 
 
-def test_E3_latest_occurrence_predecessor_is_not_the_parent():
+def test_erratum_T57_E3_latest_occurrence_predecessor_is_not_the_parent():
     g = Graph.parse("1-2 2-3 2-4")
     tour = algorithm1(g)
     assert tour == [1, 2, 3, 2, 4, 2, 1]
@@ -168,7 +169,7 @@ def _is_family_with_hubs(g: Graph, hubs: tuple[int, int]) -> bool:
     return len(special) == 1 and set(hub_of) == set(range(1, g.n + 1)) - set(hubs)
 
 
-def test_E4_the_first_four_edges_do_not_determine_a_hub():
+def test_erratum_T57_E4_the_first_four_edges_do_not_determine_a_hub():
     """With the hubs' labels not fixed, two family instances share their first four edges but
     not a hub: the bit-1 hub is 6 in one and 3 in the other, the bit-0 hub any of 1, 2, 5."""
     a = Graph.parse("1-5 2-5 1-2 3-6 4-6")  # figure3_graph((0, 0, 1, 1), 1) reordered: hubs 5, 6

@@ -90,10 +90,13 @@ def test_queries_retrieve_what_algorithm2_needs():
         assert ask(parent_query(5)) == ["FAILED"]
 
 
-def test_paper_r2_fails_under_detokenize_spaces():
-    """Algorithm 2 line 4, r2 = \\b(\\S+)\\b-\\bv\\b, emitted as tokens (the vertex is a number token,
-    so \\bv\\b is `\\b`, v, `\\b`): Detokenize inserts spaces, the pattern needs "\\b 5 \\b" and
-    never matches the record "1 - 5" (erratum R1 in notes/errata/istree_rag.md)."""
+def test_erratum_T53_E1_paper_patterns_fail_under_detokenize_spaces():
+    """Algorithm 2's patterns emitted as tokens (the vertex is a number token, so \\bv\\b is `\\b`,
+    v, `\\b`): Detokenize inserts spaces and the pattern then needs a word boundary before a
+    space, which the records never offer (erratum T53-E1 in notes/errata/istree_rag.md).
+
+    r2 = \\b(\\S+)\\b-\\bv\\b (line 4) never matches the record "1 - 5";
+    r1 = \\b(\\S+)\\b∼\\bv\\b|\\bv\\b∼\\b(\\S+)\\b does not retrieve the neighbour 1 of 2 in "1 ~ 2"."""
     context = Graph.parse("1-5").tokens() + [1, "-", 5]
     string = detokenize(context)
     literal_tokens = [r"\b(\S+)\b", "-", r"\b", 5, r"\b"]
@@ -102,10 +105,6 @@ def test_paper_r2_fails_under_detokenize_spaces():
     ours = re.search(detokenize(parent_query(5)), string)
     assert ours is not None and ours.group(1) == "1"
 
-
-def test_paper_r1_fails_under_detokenize_spaces():
-    """r1 = \\b(\\S+)\\b∼\\bv\\b|\\bv\\b∼\\b(\\S+)\\b as tokens: "\\b 2 \\b" needs a word boundary
-    before a space, which "~ 2" does not have; the neighbour is not retrieved."""
     string = detokenize(Graph.parse("1-2").tokens() + [1])
     literal_tokens = [r"\b(\S+)\b", "~", r"\b", 2, r"\b|\b", 2, r"\b", "~", r"\b(\S+)\b"]
     m = re.search(detokenize(literal_tokens), string)

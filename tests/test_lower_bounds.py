@@ -72,19 +72,19 @@ def test_reductions_preserve_the_answer_exhaustively():
             assert ct.answer() == int(list(ct.seq).count(k) > 0) == x[k - 1]
 
 
-def test_erratum_ar_reduction_as_printed():
+def test_erratum_T46_E1_ar_reduction_as_printed():
     inst = ar_from_index((0, 1), 2, literal=True)
     assert inst.tokens() == ["<s>", 1, 2, 2, 3, 2]
     assert decode_ar(inst.answer(), 2, literal=True) == 0  # but x_2 = 1
 
 
-def test_erratum_cgram_reduction_as_printed():
+def test_erratum_T46_E2_cgram_reduction_as_printed():
     inst = cgram_from_index((0, 1), 2, 3, literal=True)
     assert inst.tokens() == ["<s>", 1, 1, 2, 2, 2, 3, 2, 2]
     assert decode_cgram(inst.answer(), 2, literal=True) == 0  # but x_2 = 1
 
 
-def test_erratum_counting_threshold_as_printed():
+def test_erratum_T46_E3_counting_threshold_as_printed():
     failures = [(x, k) for x in all_x(4) for k in range(1, len(x) + 1)
                 if counting_from_index(x, k, literal=True).answer() != x[k - 1]]
     assert ((0, 1), 2) in failures  # threshold 1: "more than one occurrence" never happens
@@ -146,7 +146,7 @@ def test_xor_prefix_reduction():
             assert (x[k - 1] == 0) == (xt[k] == xt[k - 1])
 
 
-def test_erratum_b28_claim_as_printed():
+def test_erratum_B28_E1_claim_as_printed():
     assert not b28_claim_as_printed((1, 1), 2)  # x_2 = x_1 but x~ = (1, 0)
 
 
@@ -171,7 +171,7 @@ def test_prop51_simulation_on_answerable_queries(case):
             assert sim.ar(q) == truth, (inst.seq, q)
 
 
-def test_erratum_prop51_absent_key():
+def test_erratum_P51_E1_absent_key():
     inst = kappa_index_instance([1, 2, 1], 1, n=4)
     sim = Prop51ARSimulator.after(inst.tokens()[:-1], kappa=4)
     assert ar_by_scan(list(inst.seq), 3) is None and sim.ar(3) == 4  # oracle: no answer; simulation: kappa

@@ -412,3 +412,42 @@ def test_even_p_in_evaluator():
 
 def test_paper_specials_first():
     assert Vocabulary(3).specials[:6] == PAPER_SPECIALS[:6]
+
+
+# ---- errata of the foundation (notes/errata/foundation.md) -------------------------------------
+
+
+def test_erratum_A3_E1_example_embedding_of_tilde_is_w4_by_the_rule():
+    """A.3: "the k-th special token -> w_(2+k); for example, the embedding of ~ is w_2".  ~ is the
+    second special token, so the rule gives w_4, not the example's w_2.  Lemmas B.14-B.18 read
+    X_(3,k) = 1[k = 1], i.e. <s> (the first special token) in w_3 = w_(2+1): the proofs use the
+    rule.  We follow it: <s> is row 3, ~ row 4, and no token embeds in w_2."""
+    vocab = Vocabulary(3)
+    assert vocab.specials[:2] == ("<s>", "~")
+    model = summing_rnn(n=3)
+    stage, X = ReferenceEvaluator().forward(model, ["<s>", "~", 2], trace=True).trace[0]
+    assert stage == "embedding"
+    rows = [[k + 1 for k in range(model.d) if X[k, col] != 0] for col in range(3)]
+    assert rows[0][0] == 3 and rows[1][0] == 4  # w_3 for <s>, w_4 (not the example's w_2) for ~
+    assert all(X[1, col] == 0 for col in range(3)) and model.layout.names[1] == "w2"
+
+
+def test_erratum_D32_E1_tied_readout_names_only_1_or_n():
+    """Def 3.2 reads the output through A.3's tied W_E: number i's logit is i * x_1, linear in i,
+    so whatever the residual holds the best number is 1 or n; no construction can output a
+    vertex or a retrieved number in between this way (hence the explicit unembedding)."""
+    n = 5
+    model = summing_rnn(p=15, n=n, max_len=4, tied=True)
+    from constructions.evaluate_reference import tied_unembed
+
+    W = tied_unembed(model)
+    numbers = [t for t in range(len(model.vocab)) if isinstance(model.vocab.token_of(t), int)]
+    for x1 in range(-4, 5):
+        for rest in (0, 3, -7):
+            x = [x1] + [rest] * (model.d - 1)
+            logits = {model.vocab.token_of(t): sum(int(W[t, j]) * x[j] for j in range(model.d)) for t in numbers}
+            best = max(logits.values())
+            winners = {i for i, v in logits.items() if v == best}
+            assert winners <= {1, n} or x1 == 0, (x1, rest, winners)  # x1 = 0: all numbers tie at 0
+    # e.g. asking for 3 = the middle number: no x_1 makes it the unique best number
+    assert all(max(range(1, n + 1), key=lambda i: (i * x1, -i)) in (1, n) for x1 in range(-4, 5))

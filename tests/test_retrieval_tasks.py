@@ -81,7 +81,7 @@ def test_rag_rnn_writes_the_working_patterns(oracle):
     assert r.steps == rt.build_count_rag_rnn(3).meta["cot_steps"] == 9
 
 
-# ---- erratum R1: Index pattern ^(?:\S\s*){k-1}(\S) ------------------------------------------------
+# ---- erratum T52-E1: Index pattern ^(?:\S\s*){k-1}(\S) ------------------------------------------------
 
 
 def _search(oracle, tokens, pattern_tokens, extras=()):
@@ -89,7 +89,7 @@ def _search(oracle, tokens, pattern_tokens, extras=()):
     return retrieve(list(tokens) + ["<StartSearch>", *pattern_tokens, "<EndSearch>"], vocab, oracle)
 
 
-def test_erratum_r1_index_pattern_as_printed(oracle):
+def test_erratum_T52_E1_index_pattern_as_printed(oracle):
     inst = IndexInstance.make([12, 3, 7, 3], 3, 12)  # answer 7
     # emitted as tokens, Detokenize splits the quantifier: "{ 2 }" is literal text, no match
     pattern, got = _search(oracle, inst.tokens(), [r"^(?:\S\s*){", 2, r"}(\S)"], (r"^(?:\S\s*){", r"}(\S)"))
@@ -104,10 +104,10 @@ def test_erratum_r1_index_pattern_as_printed(oracle):
     assert got == [inst.answer()]
 
 
-# ---- erratum R2: AR / c-gram pattern \bq\b(\S+)\b ---------------------------------------------------
+# ---- errata T52-E2, T52-E3: AR / c-gram pattern \bq\b(\S+)\b ---------------------------------------------------
 
 
-def test_erratum_r2_ar_pattern_as_printed(oracle):
+def test_erratum_T52_E2_ar_pattern_as_printed(oracle):
     inst = ARInstance.make([5, 7, 5, 9, 2], 5, 9)  # answer 7
     extras = (r"\b", r"\b(\S+)\b")
     pattern, got = _search(oracle, inst.tokens(), [r"\b", 5, r"\b(\S+)\b"], extras)
@@ -119,7 +119,7 @@ def test_erratum_r2_ar_pattern_as_printed(oracle):
     assert got == [inst.answer()]
 
 
-def test_erratum_r2_cgram_pattern_as_printed(oracle):
+def test_erratum_T52_E3_cgram_pattern_as_printed(oracle):
     inst = CGramInstance.make([1, 4, 6, 1, 4, 2], [1, 4], 6)  # answer 6
     extras = (r"\b", r"\b(\S+)\b")
     _, got = _search(oracle, inst.tokens(), [r"\b", 1, 4, r"\b(\S+)\b"], extras)
@@ -129,10 +129,10 @@ def test_erratum_r2_cgram_pattern_as_printed(oracle):
     assert got == [inst.answer()]
 
 
-# ---- erratum R3: Counting pattern (\bv\b){k+1} -----------------------------------------------------
+# ---- erratum T52-E4: Counting pattern (\bv\b){k+1} -----------------------------------------------------
 
 
-def test_erratum_r3_count_pattern_as_printed(oracle):
+def test_erratum_T52_E4_count_pattern_as_printed(oracle):
     inst = CountingInstance.make([3, 3, 3], 3, 1, 3)  # 3 occurrences > 1: answer 1
     string = detokenize(inst.tokens())
     # occurrences are separated by spaces, so (\b3\b){2} never matches: the RNN would say 0
@@ -148,10 +148,10 @@ def test_erratum_r3_count_pattern_as_printed(oracle):
         assert (got != ["FAILED"]) == expected_match == bool(case.answer())
 
 
-# ---- erratum R4: B.4 Counting compares w (t + 1) with 1 -------------------------------------------
+# ---- erratum T46-E4: B.4 Counting compares w (t + 1) with 1 -------------------------------------------
 
 
-def test_erratum_r4_count_transformer_as_printed_overcounts():
+def test_erratum_T46_E4_count_transformer_as_printed_overcounts():
     literal = rt.build_count_transformer(8, literal=True)
     fixed = rt.build_count_transformer(8)
     ev = ReferenceEvaluator()

@@ -35,8 +35,8 @@ def test_check_ids_are_the_papers():
 # ---- errata ---------------------------------------------------------------------------------
 
 
-def test_b20_first_block_is_current_input():
-    """Erratum B.20: a linear unit writes B x_t, so the first memory block holds x_t (7 at t = 2),
+def test_erratum_B20_E1_first_block_is_current_input():
+    """Erratum B20-E1: a linear unit writes B x_t, so the first memory block holds x_t (7 at t = 2),
     not the printed x_(t-1) (5); the k blocks hold x_t, ..., x_(t-k+1)."""
     model = rb.build_recent_input_model(n=1, p=11, k=2, C=1, bound=8, max_len=3)
     (first,), (second,) = model.meta["memory"]
@@ -45,8 +45,8 @@ def test_b20_first_block_is_current_input():
     assert delta[second] == [0, 5, 7]
 
 
-def test_b21_printed_construction_is_a_running_sum():
-    """Erratum B.21: the printed h_t = [x_t + h_(t-1), ...] sums all inputs: with k = 1 and inputs
+def test_erratum_B21_E1_printed_construction_is_a_running_sum():
+    """Erratum B21-E1: the printed h_t = [x_t + h_(t-1), ...] sums all inputs: with k = 1 and inputs
     (1, 1, 1) it holds 2 at t = 2, while the sum of the last k = 1 inputs is 1."""
     printed = rb.build_summation_model(n=1, p=11, window=None, bound=1, max_len=3)
     fixed = rb.build_summation_model(n=1, p=11, window=1, bound=1, max_len=3)
@@ -55,7 +55,7 @@ def test_b21_printed_construction_is_a_running_sum():
     assert _run(fixed, seq)["sum"] == [1, 1, 1]
 
 
-def test_b22_gate_in_the_same_layer_as_the_unit_is_too_late():
+def test_erratum_B22_E1_gate_in_the_same_layer_as_the_unit_is_too_late():
     """Def 3.5 runs a layer's FFN after its linear unit: with the gating FFN in the same layer as the
     summing unit, the unit sums the (still zero) scratch dims and the memory stays 0; the builder's
     two-layer placement (ffn_before in an earlier layer) keeps x_1."""

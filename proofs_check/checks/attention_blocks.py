@@ -50,7 +50,7 @@ def key(col: Col, dims: Sequence[str]) -> tuple:
 
 
 def copy_source(k: int, s: int) -> int:
-    """Def B.7 with the erratum: position max(k - s, 1) (position 0 does not exist)."""
+    """Def B.7 with erratum B7-E1: position max(k - s, 1) (position 0 does not exist)."""
     return max(k - s, 1)
 
 
@@ -75,7 +75,7 @@ def match_last(cols, k, I1, I2) -> int:
 
 
 def match_nearest(cols, k, I1, I2, target: str) -> int:
-    """argmin |h - X_(i,k)| over matches, ties to the later h (erratum), else 1."""
+    """argmin |h - X_(i,k)| over matches, ties to the later h (erratum B17-E1), else 1."""
     hs = matches(cols, k, I1, I2)
     if not hs:
         return 1
@@ -93,7 +93,7 @@ def next_exact(x: Fraction) -> Fraction:
 
 
 def match_next(cols, k, I1, I2, a: str) -> int:
-    """argmin over matches h of |X_(a,h) - next(X_(a,k))|, else 1 (Def B.12 with the erratum)."""
+    """argmin over matches h of |X_(a,h) - next(X_(a,k))|, else 1 (Def B.12 with erratum B12-E1)."""
     hs = matches(cols, k, I1, I2)
     if not hs:
         return 1

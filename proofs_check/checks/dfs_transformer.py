@@ -10,7 +10,7 @@ anything the construction computes):
 * on a tree the tokens before YES are exactly Algorithm 1's sequence (``algorithm1``);
 * on a non-tree with m = n - 1 the tokens before NO are the B.6.2 walk
   (``lemma_b27_chain(g, literal_end_check=False)``), and that walk is a prefix of A(G);
-* with m != n - 1 the model answers NO at once (erratum E4);
+* with m != n - 1 the model answers NO at once (erratum B27-E3);
 * the CoT has at most 2n - 1 tokens (Theorem 4.7's O(n)).
 
 Sizes (:func:`large_sizes`): most graphs are small (n <= 8, and trees with 9 <= n <= 12), and

@@ -54,7 +54,7 @@ def run_graph(g: Graph, models: dict, evaluator, oracle: RegexOracle):
 
 def sizes(n: int) -> dict[str, Any]:
     """``claims.measure`` of the model (``params`` = the layers' non-zero weights, a constant;
-    ``readout_params`` = the explicit readout 2i, -i^2 per number i, erratum F4, fixed by a
+    ``readout_params`` = the explicit readout 2i, -i^2 per number i, erratum D32-E1, fixed by a
     formula like A.3's W_E) and the chain bound."""
     m = istree_rag_rnn(n)
     return {**{k: v for k, v in measure(m).items() if k != "cot_steps"}, "chain_bound": max_chain(n)}

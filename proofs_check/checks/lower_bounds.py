@@ -138,7 +138,7 @@ CHECKS = [
         "answers every instance as the task does, and one that keeps N - 2 bits is wrong on a fooling "
         "pair; Index on x in {0,1}^N "
         "reduces to AR, c-gram retrieval and Counting with the answer preserved (App B.4, with the "
-        "value-offset and threshold fixes of notes/errata/tasks.md); the fooling-pair finder meets "
+        "value-offset and threshold fixes of errata T46-E1..T46-E3); the fooling-pair finder meets "
         "two Index inputs on which our own Thm 5.2 linear RNN has the same memory but that need "
         "different answers, and the RNN answers both only through in-context retrieval.",
         _run_b24,
@@ -147,7 +147,7 @@ CHECKS = [
         "B.26",
         "IsTree lower bound (Lemmas B.26, B.28, Figure 3)",
         "The graph built from x and k is a tree iff x_k != x_(k+1); the prefix-XOR reduction "
-        "B.24 -> B.28 holds (with x~_0 = 0); and a recurrent model with an M-bit state is fooled "
+        "B.24 -> B.28 holds (with x~_0 = 0, erratum B28-E1); and a recurrent model with an M-bit state is fooled "
         "on the Figure-3 family with n - 2 > M: two graphs, one tree and one not, reach the same state.",
         _run_b26,
     ),

@@ -107,7 +107,7 @@ def _upper_bound_run(model_name: str) -> Callable[[Profile], CheckOutcome]:
 
 
 def _ar_pattern(q: int) -> list:
-    """The AR search query of Thm 5.2 (our working form, erratum R2) for key q."""
+    """The AR search query of Thm 5.2 (our working form, erratum T52-E2) for key q."""
     return [rt.START, rt.FRAG_TOKEN_START, q, rt.FRAG_NEXT, rt.END]
 
 
@@ -158,7 +158,8 @@ CHECKS: list[Check] = [
         "5.1",
         "AR oracle simulated by an O(log n)-bit RNN on Prop 5.1's Index family",
         "on the special Index instances (kappa at every even position), an AR oracle can be "
-        "simulated with O(log n) bits: kappa for q != kappa, the third token for q = kappa",
+        "simulated with O(log n) bits: kappa for q != kappa, the third token for q = kappa "
+        "(on the family of erratum P51-E1, where every queried key occurs)",
         _prop51_run,
     ),
     Check(
