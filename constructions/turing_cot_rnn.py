@@ -68,7 +68,7 @@ from typing import Sequence
 
 from .blocks import FFNSpec, Form, LayerSpec, LinearUnitSpec, Unit, assemble
 from .errors import EvaluatorError, InputError, MachineError
-from .ffn_blocks import lookup_precision, lookup_spec, min_precision, require_precision
+from .ffn_blocks import integer_hat, lookup_precision, lookup_spec, min_precision, require_precision
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
 from .numerics import check_p
@@ -217,13 +217,6 @@ def _key_ranges(machine: Machine) -> list[tuple[int, int]]:
 # ---- FFN pieces ---------------------------------------------------------------------------------
 
 
-def gated_hat(name: str, form: Form, bias: int, value: Form, out: str) -> list[Unit]:
-    """[t = 0] * value for integer t = form.x + bias: ReLU(t+1) - 2 ReLU(t) + ReLU(t-1) times the
-    linear form ``value`` (Lemma B.3's indicator in integer form, as in Lemma B.22's proof, with
-    the second ReGLU factor carrying the value)."""
-    return [Unit(f"{name}:{k:+d}", form, bias + k, value, 0, {out: w}) for k, w in ((1, 1), (0, -2), (-1, 1))]
-
-
 #: how a write token changes the tape's sum: "delta" (new minus old, the old from the read token,
 #: T41-E1's fix) or "paper" (the written value alone, what the sketch's CoT carries)
 CELL_UPDATES = ("delta", "paper")
@@ -243,9 +236,9 @@ def _tape_delta_units(sh: Shape, delta: Form) -> list[Unit]:
     [pos = n] x@(m - c) (T41-E2)."""
     units: list[Unit] = []
     for c in range(1, sh.cells + 1):
-        units += gated_hat(f"write:{c}", {"hd": 1, reg("mv", 1): -1}, -(c - 1), delta, f"dcell:{c}")
+        units += integer_hat(f"write:{c}", {"hd": 1, reg("mv", 1): -1}, -(c - 1), {f"dcell:{c}": 1}, gate=delta, gate_bias=0)
     for c in range(1, sh.m + 1):
-        units += gated_hat(f"init:{c}", {POS: 1}, -sh.n, {reg("x", sh.m - c): 1}, f"dcell:{c}")
+        units += integer_hat(f"init:{c}", {POS: 1}, -sh.n, {f"dcell:{c}": 1}, gate={reg("x", sh.m - c): 1}, gate_bias=0)
     return units
 
 
@@ -274,7 +267,7 @@ def _read_units(dims: Sequence[str]) -> list[Unit]:
     """rd = cell[1 + hd] = sum_c [hd = c - 1] dims[c - 1] (the cell values, or the packed tape's digits)."""
     units: list[Unit] = []
     for c, dim in enumerate(dims, start=1):
-        units += gated_hat(f"read:{c}", {"hd": 1}, -(c - 1), {dim: 1}, "rd")
+        units += integer_hat(f"read:{c}", {"hd": 1}, -(c - 1), {"rd": 1}, gate={dim: 1}, gate_bias=0)
     return units
 
 
@@ -290,9 +283,9 @@ def _packed_tape_units(sh: Shape, S: int, delta: Form) -> list[Unit]:
     x_c S^(c-1) (a Lemma B.3 hat on the position: no B.20 window): the tape as one base-S number."""
     units: list[Unit] = []
     for c in range(1, sh.cells + 1):
-        units += gated_hat(f"write:{c}", {"hd": 1, reg("mv", 1): -1}, -(c - 1), _scaled(delta, S ** (c - 1)), "dtape")
+        units += integer_hat(f"write:{c}", {"hd": 1, reg("mv", 1): -1}, -(c - 1), {"dtape": 1}, gate=_scaled(delta, S ** (c - 1)), gate_bias=0)
     for c in range(1, sh.m + 1):
-        units += gated_hat(f"init:{c}", {POS: 1}, -(sh.n - sh.m + c), {NUM: S ** (c - 1)}, "dtape")
+        units += integer_hat(f"init:{c}", {POS: 1}, -(sh.n - sh.m + c), {"dtape": 1}, gate={NUM: S ** (c - 1)}, gate_bias=0)
     return units
 
 
