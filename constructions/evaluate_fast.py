@@ -316,6 +316,59 @@ def _elementwise_product(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return R
 
 
+def _word_values(D: torch.Tensor, b: int) -> torch.Tensor | None:
+    """int64 values of signed digits (one sign per entry) when every value is below 2^62 by its
+    limb count (else None)."""
+    nz = _nonzero_limbs(D)
+    top = nz[-1] + 1 if nz else 1
+    if b * top > 62:
+        return None
+    v = torch.zeros(D.shape[1:], dtype=torch.int64, device=D.device)
+    for k in range(top - 1, -1, -1):
+        v = v * (1 << b) + D[k]
+    return v
+
+
+_WORD_CHUNK = 1 << 20  # scalar products per chunk of the word path
+
+
+def _round_products_word(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: int, tie: str):
+    """The round_products reading in one int64 word per scalar product: sum_j ROUND(W_ij X_jk
+    / 2^F) with each rounded product range-checked (|q| <= M, clipped to +-M otherwise), and the
+    count of out-of-range products per entry, as (raw digits (Lr, m, N), counts (m, N)).
+
+    Exact when every |W_ij| |X_jk| < 2^62 (checked from the operands' maxima) and n M < 2^61
+    (the sum of n clipped products); returns None otherwise (the caller takes the limb path).
+    ROUND by 2^F from the floor word: q = floor(v / 2^F) (arithmetic shift), r = v mod 2^F;
+    +1 iff r > 2^(F-1), or r = 2^(F-1) and (ties even) q is odd / (ties away) v > 0, the same
+    rule as :func:`numerics.div_round`."""
+    m, n, N = W.shape[1], W.shape[2], X.shape[2]
+    Wv, Xv = _word_values(W, b), _word_values(X, b)
+    if Wv is None or Xv is None or n * M >= 1 << 61:
+        return None
+    wmax, xmax = int(Wv.abs().max()), int(Xv.abs().max())
+    if wmax * xmax >= 1 << 62:
+        return None
+    may_overflow = (wmax * xmax >> F) + 1 > M
+    half, low = 1 << (F - 1), (1 << F) - 1
+    sums = torch.empty((m, N), dtype=torch.int64, device=X.device)
+    pc = torch.zeros((m, N), dtype=torch.int64, device=X.device)
+    chunk = max(1, _WORD_CHUNK // max(1, m * n))
+    for s0 in range(0, N, chunk):
+        v = Wv.unsqueeze(-1) * Xv[:, s0 : s0 + chunk].unsqueeze(0)  # (m, n, Nc), exact
+        q = v >> F
+        r = v & low
+        tie_up = (q & 1).bool() if tie == "even" else v > 0
+        q += ((r > half) | ((r == half) & tie_up)).to(torch.int64)
+        if may_overflow:
+            over = q.abs() > M
+            pc[:, s0 : s0 + chunk] = over.sum(1)
+            q = torch.where(over, torch.where(q < 0, -M, M), q)
+        sums[:, s0 : s0 + chunk] = q.sum(1)
+    L = -(-62 // b)
+    return _signed(sums < 0, _split_small(sums.abs(), b, L)), pc
+
+
 def _signed(neg: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
     return torch.where(neg, -mag, mag)
 
@@ -619,11 +672,16 @@ class _Engine:
 
     def round_products(self, W: torch.Tensor, X: torch.Tensor):
         """Raw digits of sum_j ROUND(W_ij X_jk / 2^F), each scalar product rounded and
-        range-checked (clipped when out of range), and the count of out-of-range products."""
+        range-checked (clipped when out of range), and the count of out-of-range products.
+        Operands whose products fit one int64 word take :func:`_round_products_word`; the
+        others the multi-limb path below (same bits)."""
         m, n, N = W.shape[1], W.shape[2], X.shape[2]
         pc = torch.zeros((m, N), dtype=torch.int64, device=X.device)
         if n == 0 or m == 0 or N == 0:
             return torch.zeros((1, m, N), dtype=torch.int64, device=X.device), pc
+        word = _round_products_word(W, X, self.b, self.F, self.M, self.arith.tie)
+        if word is not None:
+            return word
         chunk = max(1, (1 << 20) // max(1, m * n))
         parts = []
         for start in range(0, N, chunk):
