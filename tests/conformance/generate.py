@@ -107,6 +107,30 @@ def hand_models() -> dict[str, Model]:
     out["score_at_max_p5"] = b.model("transformer", [TransformerLayer(
         [b.head(2, K={(0, "pos"): Fr(7, 4), (1, "pos"): Fr(11, 4)}, Q={(0, "pos"): Fr(7, 4), (1, "pos"): Fr(1, 4)})],
         b.ffn())], note="a score exactly the largest magnitude")
+    # both factors 7/4: exact score 2 * 49/16 = 49/8 (reported exact under round_once); under
+    # round_products each product R(49/16) = 3 is in range and their sum 6 is not (reported: 6)
+    out["score_sum_overflow_p5"] = b.model("transformer", [TransformerLayer(
+        [b.head(2, K={(0, "pos"): Fr(7, 4), (1, "pos"): Fr(7, 4)}, Q={(0, "pos"): Fr(7, 4), (1, "pos"): Fr(7, 4)})],
+        b.ffn())], note="a score out of range: exact 49/8, product by product 6")
+    # an affine map's range check is after its rounding: layer 1 writes a = 7/4, c = 1/2; layer 2:
+    # H1 = R(7/4 a + 3/2 c) = R(61/16) = 15/4 (in range; 61/16 itself is above 15/4), H2 = 1/4,
+    # G = R(15/4 * 1/4) = R(15/16) = 1 (15/16 = 3.75 quarters -> 4), out = G = 1.
+    # Unit h1: R(7/4 a + 2 c) = R(65/16) = 4, out of range: reported as 4 (the rounded value).
+    b = Build(5, ["a", "c", "out"])
+    first = b.rnn(ffn=b.ffn(b3={"a": Fr(7, 4), "c": Fr(1, 2)}))
+    out["affine_rounds_to_max_p5"] = b.model("linear_rnn", [first, b.rnn(ffn=b.ffn(
+        1, W1={(0, "a"): Fr(7, 4), (0, "c"): Fr(3, 2)}, b2={0: Fr(1, 4)}, W3={("out", 0): 1}, names=["h0"]))],
+        note="W1 x = 61/16 rounds to the largest magnitude 15/4: no overflow")
+    out["affine_overflow_value_p5"] = b.model("linear_rnn", [first, b.rnn(ffn=b.ffn(
+        2, W1={(0, "a"): Fr(7, 4), (0, "c"): Fr(3, 2), (1, "a"): Fr(7, 4), (1, "c"): 2}, names=["h0", "h1"]))],
+        note="W1 x = 65/16 rounds to 4: the overflow reports 4")
+    # within one entry only the rounded products and the total are range-checked, not partial
+    # sums: layer 1 writes a = 1; layer 2: W1 x = 3 num + 3 a - 3 pos, terms in layout order
+    # 3, 3 (partial sum 6 > 15/4), -3: total 3, in range.  H2 = 1/4, G = 3/4, out = 3/4.
+    b = Build(5, ["a", "out"])
+    out["dot_partial_sum_p5"] = b.model("linear_rnn", [b.rnn(ffn=b.ffn(b3={"a": 1})), b.rnn(ffn=b.ffn(
+        1, W1={(0, "num"): 3, (0, "a"): 3, (0, "pos"): -3}, b2={0: Fr(1, 4)}, W3={("out", 0): 1}, names=["h0"]))],
+        note="partial sum 6 of a dot product is not checked; its total 3 is")
     # bias on a rounding tie: layer 1 writes a = 1/2; layer 2: H1 = R(1/4 * a + 1/4) = R(3/8)
     b = Build(5, ["a", "out"])
     out["bias_tie_p5"] = b.model("linear_rnn", [
@@ -198,6 +222,11 @@ def hand_facts() -> dict:
                                      if r[1] == "round_once" else {("num", 1): 1, ("pos", 1): 1, "next_token": 3})
         # round_products: R(49/16) = 3 (49/16 = 12.25 quarters -> 12), R(3/4) = 3/4: 15/4, in range
         H["score_at_max_p5", r] = {("num", 1): 1, ("pos", 1): 1, "next_token": 3}
+        H["score_sum_overflow_p5", r] = err("layer 1, attention.scores, head 1, position 1, dim 'key position 1'",
+                                            Q(49, 8) if r[1] == "round_once" else 6)
+        H["affine_rounds_to_max_p5", r] = {("out", 1): 1, ("a", 1): Q(7, 4), "next_token": 3}
+        H["affine_overflow_value_p5", r] = err("layer 2, ffn.W1, position 1, dim 'h1'", 4)
+        H["dot_partial_sum_p5", r] = {("out", 1): Q(3, 4), "next_token": 3}
         H["vocab_beyond_integers_p5", r] = err("embedding, position 2, dim 'num'", 4)
         H["position_overflow_p5", r] = err("embedding, position 4, dim 'pos'", 4)
         H["ffn_operator_order_p5", r] = err("layer 1, ffn.W1, position 2, dim 'h0'", 4)
@@ -234,6 +263,10 @@ def cases(models: dict) -> list[dict]:
     out += tokens_case("score_past_max_p5", models, [1])
     out += tokens_case("score_at_max_p5", models, [1])
     out += tokens_case("bias_tie_p5", models, [1, 1])
+    out += tokens_case("score_sum_overflow_p5", models, [1])
+    out += tokens_case("dot_partial_sum_p5", models, [1])
+    out += tokens_case("affine_rounds_to_max_p5", models, [1])
+    out += tokens_case("affine_overflow_value_p5", models, [1])
     out += input_case("softmax_tie_p3", [{"a": 1}] * 4)
     out += tokens_case("limbs_p101", models, [1, 3, 2])
     out += tokens_case("limbs_p101_extra_limbs", models, [1, 3, 2], READINGS[:1])
