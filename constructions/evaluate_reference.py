@@ -21,6 +21,11 @@ an entry clipped at all (a rounded product under round_products, its sum, or bot
 once in ``saturations``.  The tied W_E is checked at readout with the run's arithmetic and the
 last position (a vocabulary number beyond the integers of R_p overflows there).
 
+Decoding sessions are incremental: the same layer code runs on the new tokens only, after a
+cached :class:`PrefixState` (keys and values per head, the last state per linear unit).
+
+The step-by-step specification these functions follow is notes/numerics.md section 4.
+
 It knows nothing about tasks or constructions.
 """
 from __future__ import annotations
