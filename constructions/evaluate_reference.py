@@ -230,10 +230,16 @@ def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run, state:
     return total
 
 
-def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run, state: PrefixState) -> np.ndarray:
+def linear_unit(
+    layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run, state: PrefixState | None = None,
+    h0: Sequence[int] | None = None,
+) -> np.ndarray:
     """h_t = A h_(t-1) + B X_t as one rounded affine operator per step, for the columns X at
     positions t0 + 1 .. t0 + l (t0 = state.length); h_0 = 0, h_t0 from ``state``, which gets the
-    last new state (the caller keeps the old state if this raises)."""
+    last new state (the caller keeps the old state if this raises).  Without a state: positions
+    from 1, starting from ``h0`` (default 0)."""
+    if state is None:
+        state = PrefixState(states={li: [int(v) for v in h0]} if h0 is not None else {})
     names = run.model.layout.names
     d, l = X.shape
     t0 = state.length
