@@ -337,17 +337,18 @@ def _round_products_word(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: in
     / 2^F) with each rounded product range-checked (|q| <= M, clipped to +-M otherwise), and the
     count of out-of-range products per entry, as (raw digits (Lr, m, N), counts (m, N)).
 
-    Exact when every |W_ij| |X_jk| < 2^62 (checked from the operands' maxima) and n M < 2^61
-    (the sum of n clipped products); returns None otherwise (the caller takes the limb path).
+    Exact when every |W_ij| |X_jk| < 2^62 (checked from the operands' maxima) and the sum of n
+    rounded, clipped products stays below 2^61 (n min(M, max|W| max|X| / 2^F + 1)); returns None
+    otherwise (the caller takes the limb path).
     ROUND by 2^F from the floor word: q = floor(v / 2^F) (arithmetic shift), r = v mod 2^F;
     +1 iff r > 2^(F-1), or r = 2^(F-1) and (ties even) q is odd / (ties away) v > 0, the same
     rule as :func:`numerics.div_round`."""
     m, n, N = W.shape[1], W.shape[2], X.shape[2]
     Wv, Xv = _word_values(W, b), _word_values(X, b)
-    if Wv is None or Xv is None or n * M >= 1 << 61:
+    if Wv is None or Xv is None:
         return None
     wmax, xmax = int(Wv.abs().max()), int(Xv.abs().max())
-    if wmax * xmax >= 1 << 62:
+    if wmax * xmax >= 1 << 62 or n * min(M, (wmax * xmax >> F) + 1) >= 1 << 61:
         return None
     may_overflow = (wmax * xmax >> F) + 1 > M
     half, low = 1 << (F - 1), (1 << F) - 1
