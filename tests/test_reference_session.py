@@ -11,17 +11,10 @@ from constructions.decode import chain_of_thought
 from constructions.dfs_transformer import dfs_transformer
 from constructions.errors import ProofsCheckError
 from constructions.evaluate_reference import ReferenceEvaluator
-from constructions.numerics import Arithmetic
 from proofs_check.algorithms import algorithm1
 from proofs_check.graphs import YES, Graph
 from tests.random_models import ModelSpec, random_model, random_tokens
-
-ariths = st.builds(
-    Arithmetic,
-    st.sampled_from(["even", "away"]),
-    st.sampled_from(["round_once", "round_products"]),
-    st.sampled_from(["raise", "saturate"]),
-)
+from tests.test_evaluate_fast import ariths  # every reading of A.2, both overflow modes
 
 
 @st.composite
