@@ -28,7 +28,8 @@ Round-each-product row (``--only dfs:round_products``): one forward pass of Thm 
 Transformer at n = 4 (p = 43, d = 64, 7 layers) on a path graph's prompt plus its tour (17
 tokens) under Arithmetic(matmul="round_products"), reference and fast in the same run (the
 fast pass warmed up once first), outputs compared.  Measured (threads = 1, shared machine):
-reference 1.32 s, fast 0.092 s, ratio 14.3x; another run 4.69 s vs 0.224 s, 21.0x (before the int64 word path for rounded products:
+reference 1.32 s, fast 0.092 s, ratio 14.3x; two runs under heavier load 4.69 s vs 0.224 s (21.0x) and
+4.56 s vs 0.343 s (13.3x) (before the int64 word path for rounded products:
 fast 0.49 s, 2.7x).  Large-magnitude products (p = 61 random models, products beyond 2^62)
 take the multi-limb path: about 3.6x the reference.
 Run:  python benchmarks/evaluator.py [--batch B --length L --ref-len R --ref-seconds S --small-201 --only ARCH:P]
