@@ -688,12 +688,12 @@ class _Engine:
         for start in range(0, N, chunk):
             Xc = X[:, :, start : start + chunk]
             R = _elementwise_product(W.unsqueeze(-1), Xc.unsqueeze(1))  # (Lr, m, n, Nc)
-            neg, mag = _normalize(R, self.b)
-            mag = _round_mag(mag, self.F, self.b, self.arith.tie)
+            neg, mag = _round_raw(R, self.F, self.b, self.arith.tie)  # one carry pass per limb
             over = _gt_const(mag, self.M, self.b)
             if bool(over.any()):
                 pc[:, start : start + chunk] = over.sum(1)
                 mag = torch.where(over.unsqueeze(0), _const_digits(self.M, self.b, mag.shape[0], mag), mag)
+            mag = _trim(mag, self.P.L)  # now |product| <= M: the limbs of an R_p value suffice
             parts.append(_signed(neg, mag).sum(2))
         return torch.cat(parts, dim=2), pc
 
