@@ -30,8 +30,11 @@ tokens) under Arithmetic(matmul="round_products"), reference and fast in the sam
 fast pass warmed up once first), outputs compared.  Measured (threads = 1, shared machine):
 reference 1.32 s, fast 0.092 s, ratio 14.3x; two runs under heavier load 4.69 s vs 0.224 s (21.0x) and
 4.56 s vs 0.343 s (13.3x) (before the int64 word path for rounded products:
-fast 0.49 s, 2.7x).  Large-magnitude products (p = 61 random models, products beyond 2^62)
-take the multi-limb path: about 3.6x the reference.
+fast 0.49 s, 2.7x; one run after the two-word products: 2.11 s vs 0.190 s, 11.1x).  With
+two-word products (operands below 2^62) the DFS Transformer at n = 8 (p = 51, 30 tokens) runs
+all its products in words: 4.82 s vs 0.64 s; the p = 61 random models of the rows above at 32
+tokens: Transformer 9.4 s vs 1.2 s, linear RNN 5.9 s vs 0.33 s; operands beyond 2^62 (p = 201)
+take the limb path: 7.3 s vs 3.5 s.
 Run:  python benchmarks/evaluator.py [--batch B --length L --ref-len R --ref-seconds S --small-201 --only ARCH:P]
 """
 from __future__ import annotations

@@ -38,7 +38,7 @@ def python_round_products(W, X, F, M, tie):
     return sums, counts
 
 
-@given(st.sampled_from([3, 5, 11, 21, 31]), st.sampled_from(["even", "away"]), st.integers(0, 10**6), st.booleans())
+@given(st.sampled_from([3, 5, 11, 21, 31, 41, 51, 61]), st.sampled_from(["even", "away"]), st.integers(0, 10**6), st.booleans())
 def test_word_path_equals_python(p, tie, seed, ties):
     prec = Precision(p)
     F, M = prec.F, prec.max_scaled
@@ -46,8 +46,8 @@ def test_word_path_equals_python(p, tie, seed, ties):
     m, n, N = rng.randint(1, 4), rng.randint(1, 5), rng.randint(1, 4)
     if ties:  # W = k/2 (scaled k 2^(F-1)), X = small integers: odd k times odd x is a tie
         W = [[rng.randint(-3, 3) << (F - 1) for _ in range(n)] for _ in range(m)]
-        X = [[rng.randint(-3, 3) << F for _ in range(N)] for _ in range(n)]
-        X = [[v >> F if rng.random() < 0.5 else v for v in r] for r in X]  # some x = 2^-F multiples
+        X = [[rng.choice([-1, 1]) * (rng.randint(0, max(1, M // 4)) | 1) for _ in range(N)] for _ in range(n)]
+        X = [[v if rng.random() < 0.5 else rng.randint(-3, 3) for v in r] for r in X]  # odd or small
     else:
         W = [[rng.randint(-M, M) for _ in range(n)] for _ in range(m)]
         X = [[rng.randint(-M, M) for _ in range(N)] for _ in range(n)]
@@ -58,19 +58,27 @@ def test_word_path_equals_python(p, tie, seed, ties):
     Wd = _ints_to_digits(np.array(W, dtype=object), b, L, torch.device("cpu"))
     Xd = _ints_to_digits(np.array(X, dtype=object), b, L, torch.device("cpu"))
     got = _round_products_word(Wd, Xd, b, F, M, tie)
-    assert got is not None  # p <= 31: every product fits one word
+    if p <= 51:  # one word (p <= 31) or two (products up to 2^100): the word path applies
+        assert got is not None
+    elif got is None:  # p = 61: n products of up to 2^60 could overflow the int64 sum
+        return
     R, pc = got
     want_sums, want_counts = python_round_products(W, X, F, M, tie)
     assert _digits_to_ints(R, b).tolist() == want_sums
     assert pc.tolist() == want_counts
 
 
-def test_word_path_refuses_products_beyond_a_word():
-    p = 61
-    b = Limbs.for_inner_dim(64, p).b
+def test_word_path_two_word_products_and_refusal():
+    """p = 61: (2^59 + 1)^2 / 2^30 is far beyond M: clipped to M and counted; p = 101: an operand
+    of 2^70 does not fit a word, so the limb path is asked for (None)."""
+    b = Limbs.for_inner_dim(64, 61).b
     big = np.array([[(1 << 59) + 1]], dtype=object)
     Wd = _ints_to_digits(big, b, 3, torch.device("cpu"))
-    assert _round_products_word(Wd, Wd, b, 30, (1 << 60) - 1, "even") is None
+    R, pc = _round_products_word(Wd, Wd, b, 30, (1 << 60) - 1, "even")
+    assert _digits_to_ints(R, b).tolist() == [[(1 << 60) - 1]] and pc.tolist() == [[1]]
+    b = Limbs.for_inner_dim(64, 101).b
+    huge = _ints_to_digits(np.array([[1 << 70]], dtype=object), b, 5, torch.device("cpu"))
+    assert _round_products_word(huge, huge, b, 50, (1 << 100) - 1, "even") is None
 
 
 def outcome(ev, model, tokens):
