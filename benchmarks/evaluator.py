@@ -24,6 +24,17 @@ Same-run ratios measured (threads = 1, defaults, on a shared 2-core machine with
 transformer p=201 33.8x (fast 32 x 512 in 126 s, 1039 token-layers/s; reference length 288 in
 75 s, 30.7 token-layers/s; agree True).  Earlier runs (reference at length 128): transformer
 p=61 187x, linear RNN p=61 120x, linear RNN p=201 24.7x.
+Round-each-product row (``--only dfs:round_products``): one forward pass of Thm 4.7's DFS
+Transformer at n = 4 (p = 43, d = 64, 7 layers) on a path graph's prompt plus its tour (17
+tokens) under Arithmetic(matmul="round_products"), reference and fast in the same run (the
+fast pass warmed up once first), outputs compared.  Measured (threads = 1, shared machine):
+reference 1.32 s, fast 0.092 s, ratio 14.3x; two runs under heavier load 4.69 s vs 0.224 s (21.0x) and
+4.56 s vs 0.343 s (13.3x) (before the int64 word path for rounded products:
+fast 0.49 s, 2.7x; one run after the two-word products: 2.11 s vs 0.190 s, 11.1x).  With
+two-word products (operands below 2^62) the DFS Transformer at n = 8 (p = 51, 30 tokens) runs
+all its products in words: 4.82 s vs 0.64 s; the p = 61 random models of the rows above at 32
+tokens: Transformer 9.4 s vs 1.2 s, linear RNN 5.9 s vs 0.33 s; operands beyond 2^62 (p = 201)
+take the limb path: 7.3 s vs 3.5 s.
 Run:  python benchmarks/evaluator.py [--batch B --length L --ref-len R --ref-seconds S --small-201 --only ARCH:P]
 """
 from __future__ import annotations
@@ -40,6 +51,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from constructions.evaluate_fast import FastEvaluator  # noqa: E402
 from constructions.evaluate_reference import ReferenceEvaluator  # noqa: E402
+from constructions.numerics import Arithmetic  # noqa: E402
 from tests.random_models import ModelSpec, random_model, random_tokens  # noqa: E402
 
 LAYERS, WIDTH = 8, 64
@@ -74,6 +86,29 @@ def reference_length(model, tokens, target_s: float, max_len: int) -> int:
     return int(max(64, min(max_len, 16 * round(n / 16))))
 
 
+def round_products_row(device: str) -> None:
+    """One forward pass of the DFS Transformer (n = 4) under round_products, both evaluators."""
+    from constructions.dfs_transformer import dfs_transformer
+    from proofs_check.algorithms import algorithm1
+    from proofs_check.graphs import Graph
+
+    model = dfs_transformer(4)
+    g = Graph.parse("1-2 2-3 3-4", 4)
+    tokens = (g.tokens() + algorithm1(g))[: model.max_len]
+    arith = Arithmetic(matmul="round_products")
+    t = time.perf_counter()
+    r = ReferenceEvaluator(arith).forward(model, tokens)
+    t_ref = time.perf_counter() - t
+    fast = FastEvaluator(arith, device=device)
+    fast.forward(model, tokens)  # warm-up (torch kernels, first allocations)
+    t = time.perf_counter()
+    f = fast.forward(model, tokens)
+    t_fast = time.perf_counter() - t
+    agree = bool((f.residual == r.residual).all()) and f.logits == r.logits
+    print(f"{'dfs n=4 round_products':<28}{model.p:>5}{len(tokens):>8} tokens  ref {t_ref:.3f} s  "
+          f"fast {t_fast:.3f} s  ratio {t_ref / t_fast:.1f}x  agree {agree}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=32)
@@ -93,30 +128,37 @@ def main() -> None:
         for p in (61, 201):
             if args.only and f"{arch}:{p}" not in args.only:
                 continue
-            model = bench_model(arch, p)
-            batch, length = args.batch, args.length
-            if arch == "transformer" and p == 201 and args.small_201:
-                batch, length = min(batch, 4), min(length, 64)
-            seqs = [random_tokens(model, length, seed=1000 * p + s) for s in range(batch)]
-            ref_len = args.ref_len or reference_length(model, seqs[0], args.ref_seconds, length)
-            ref_tokens = seqs[0][:ref_len]
-            ref = ReferenceEvaluator()
-            t = time.perf_counter()
-            r = ref.forward(model, ref_tokens)
-            t_ref = time.perf_counter() - t
-            ref_rate = ref_len * LAYERS / t_ref
-            fast = FastEvaluator(device=args.device)
-            t = time.perf_counter()
-            out = fast.forward_batch(model, seqs)
-            t_fast = time.perf_counter() - t
-            fast_rate = batch * length * LAYERS / t_fast
-            agree = bool((out[0].residual[:, :ref_len] == r.residual).all())
-            # the short sequence itself through the fast evaluator: residual and next token
-            short = fast.forward(model, ref_tokens)
-            agree = agree and bool((short.residual == r.residual).all()) and short.logits == r.logits
-            print(f"{arch:<14}{p:>5}{f'{batch}x{length}':>11}{t_fast:>8.1f}{ref_len:>8}{t_ref:>7.1f}"
-                  f"{ref_rate:>17.1f}{fast_rate:>18.1f}{fast_rate / ref_rate:>8.1f}  {agree}")
-            sys.stdout.flush()
+            bench_row(args, arch, p)
+    if not args.only or "dfs:round_products" in args.only:
+        round_products_row(args.device)
+
+
+def bench_row(args, arch: str, p: int) -> None:
+    """One random-model row: fast batch vs reference single sequence, same run."""
+    model = bench_model(arch, p)
+    batch, length = args.batch, args.length
+    if arch == "transformer" and p == 201 and args.small_201:
+        batch, length = min(batch, 4), min(length, 64)
+    seqs = [random_tokens(model, length, seed=1000 * p + s) for s in range(batch)]
+    ref_len = args.ref_len or reference_length(model, seqs[0], args.ref_seconds, length)
+    ref_tokens = seqs[0][:ref_len]
+    ref = ReferenceEvaluator()
+    t = time.perf_counter()
+    r = ref.forward(model, ref_tokens)
+    t_ref = time.perf_counter() - t
+    ref_rate = ref_len * LAYERS / t_ref
+    fast = FastEvaluator(device=args.device)
+    t = time.perf_counter()
+    out = fast.forward_batch(model, seqs)
+    t_fast = time.perf_counter() - t
+    fast_rate = batch * length * LAYERS / t_fast
+    agree = bool((out[0].residual[:, :ref_len] == r.residual).all())
+    # the short sequence itself through the fast evaluator: residual and next token
+    short = fast.forward(model, ref_tokens)
+    agree = agree and bool((short.residual == r.residual).all()) and short.logits == r.logits
+    print(f"{arch:<14}{p:>5}{f'{batch}x{length}':>11}{t_fast:>8.1f}{ref_len:>8}{t_ref:>7.1f}"
+          f"{ref_rate:>17.1f}{fast_rate:>18.1f}{fast_rate / ref_rate:>8.1f}  {agree}")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

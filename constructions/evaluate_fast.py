@@ -26,6 +26,13 @@ modulo 2^64, which is exact once a rigorously bounded float64 estimate shows
 |value| < 2^62; larger estimates are certain overflows).  The representation refuses (EvaluatorError naming p)
 where its int64 carries could not hold the values.
 
+Round-each-product reading
+--------------------------
+Under ``matmul="round_products"`` every scalar product W_ij X_jk is rounded and checked on its
+own, so the product tensor (m, n, N) is formed explicitly (in chunks).  When the operands are
+below 2^62 this is done in int64 words (:func:`_round_products_word`: one word per product
+below 2^62, two 31-bit halves above, F <= 61); otherwise on the limb digits (one carry pass).
+
 Softmax
 -------
 Under ``round_once`` with F <= 45 (p <= 91) a head first works from float64 scores: K and Q
@@ -314,6 +321,95 @@ def _elementwise_product(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         for c in bi:
             R[a + c] += A[a] * B[c]
     return R
+
+
+def _word_values(D: torch.Tensor, b: int) -> torch.Tensor | None:
+    """int64 values of signed digits (one sign per entry) when every value is provably below
+    2^62: b (top - 1) + bits of the largest top digit <= 62 (else None).  The Horner steps stay
+    below the final magnitude (all digits of an entry share its sign)."""
+    nz = _nonzero_limbs(D)
+    top = nz[-1] + 1 if nz else 1
+    if D[0].numel() and b * (top - 1) + int(D[top - 1].abs().max()).bit_length() > 62:
+        return None
+    v = torch.zeros(D.shape[1:], dtype=torch.int64, device=D.device)
+    for k in range(top - 1, -1, -1):
+        v = v * (1 << b) + D[k]
+    return v
+
+
+_WORD_CHUNK = 1 << 20  # scalar products per chunk of the word path
+
+
+def _round_products_word(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: int, tie: str):
+    """The round_products reading in one int64 word per scalar product: sum_j ROUND(W_ij X_jk
+    / 2^F) with each rounded product range-checked (|q| <= M, clipped to +-M otherwise), and the
+    count of out-of-range products per entry, as (raw digits (Lr, m, N), counts (m, N)).
+
+    Exact when every operand is below 2^62 and the sum of n rounded, clipped products stays
+    below 2^61 (n min(M, max|W| max|X| / 2^F + 1)); returns None otherwise (the caller takes
+    the limb path).  Products below 2^62 (from the operands' maxima) are one word: ROUND by 2^F
+    from the floor word, q = floor(v / 2^F) (arithmetic shift), r = v mod 2^F; +1 iff
+    r > 2^(F-1), or r = 2^(F-1) and (ties even) q is odd / (ties away) v > 0, the same rule as
+    :func:`numerics.div_round`.  Larger products (F <= 61) take :func:`_round_wide_products`."""
+    m, n, N = W.shape[1], W.shape[2], X.shape[2]
+    Wv, Xv = _word_values(W, b), _word_values(X, b)
+    if Wv is None or Xv is None:
+        return None
+    wmax, xmax = int(Wv.abs().max()), int(Xv.abs().max())
+    wide = wmax * xmax >= 1 << 62
+    if (wide and F > 61) or n * min(M, (wmax * xmax >> F) + 1) >= 1 << 61:
+        return None
+    may_overflow = (wmax * xmax >> F) + 1 > M
+    half, low = 1 << (F - 1), (1 << F) - 1
+    sums = torch.empty((m, N), dtype=torch.int64, device=X.device)
+    pc = torch.zeros((m, N), dtype=torch.int64, device=X.device)
+    chunk = max(1, _WORD_CHUNK // max(1, m * n))
+    for s0 in range(0, N, chunk):
+        if wide:
+            q, over = _round_wide_products(Wv.unsqueeze(-1), Xv[:, s0 : s0 + chunk].unsqueeze(0), F, M, tie)
+            pc[:, s0 : s0 + chunk] = over.sum(1)
+            sums[:, s0 : s0 + chunk] = q.sum(1)
+            continue
+        v = Wv.unsqueeze(-1) * Xv[:, s0 : s0 + chunk].unsqueeze(0)  # (m, n, Nc), exact
+        q = v >> F
+        r = v & low
+        tie_up = (q & 1).bool() if tie == "even" else v > 0
+        q += ((r > half) | ((r == half) & tie_up)).to(torch.int64)
+        if may_overflow:
+            over = q.abs() > M
+            pc[:, s0 : s0 + chunk] = over.sum(1)
+            q = torch.where(over, torch.where(q < 0, -M, M), q)
+        sums[:, s0 : s0 + chunk] = q.sum(1)
+    L = -(-62 // b)
+    return _signed(sums < 0, _split_small(sums.abs(), b, L)), pc
+
+
+def _round_wide_products(a: torch.Tensor, x: torch.Tensor, F: int, M: int, tie: str):
+    """(ROUND(a x / 2^F) clipped to +-M, out of range?) for int64 a, x (broadcast), |a|, |x| <
+    2^62, 1 <= F <= 61, M < 2^61, whose products may need two words.
+
+    With 31-bit halves |a| = ah 2^31 + al, |x| = xh 2^31 + xl (all < 2^31), |a x| = c2 2^62 +
+    c1 2^31 + c0 with c0, c2 < 2^62 and c1 <= 2 (2^31 - 1)^2 < 2^63: every partial fits int64.
+    Carrying c0's and c1's high bits gives hi = floor(|a x| / 2^62) < 2^62 and lo = |a x| mod
+    2^62.  If hi >= 2^F the quotient is >= 2^62 > M (out of range); otherwise floor(|a x| / 2^F)
+    = hi 2^(62-F) + floor(lo / 2^F) < 2^63, with remainder lo mod 2^F; rounded on the magnitude
+    (both tie rules are symmetric in the sign: away = half up on magnitudes), then signed."""
+    m31 = (1 << 31) - 1
+    neg = (a < 0) ^ (x < 0)
+    A, X = a.abs(), x.abs()
+    ah, al, xh, xl = A >> 31, A & m31, X >> 31, X & m31
+    c0 = al * xl
+    t = ah * xl + al * xh + (c0 >> 31)
+    lo = (c0 & m31) + ((t & m31) << 31)
+    hi = ah * xh + (t >> 31)
+    big = (hi >> F) != 0
+    q = (torch.where(big, torch.zeros_like(hi), hi) << (62 - F)) + (lo >> F)
+    r, half = lo & ((1 << F) - 1), 1 << (F - 1)
+    tie_up = (q & 1).bool() if tie == "even" else torch.ones_like(big)
+    q = q + ((r > half) | ((r == half) & tie_up)).to(torch.int64)
+    over = big | (q > M)
+    q = torch.where(over, torch.full_like(q, M), q)
+    return torch.where(neg, -q, q), over
 
 
 def _signed(neg: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
@@ -619,22 +715,27 @@ class _Engine:
 
     def round_products(self, W: torch.Tensor, X: torch.Tensor):
         """Raw digits of sum_j ROUND(W_ij X_jk / 2^F), each scalar product rounded and
-        range-checked (clipped when out of range), and the count of out-of-range products."""
+        range-checked (clipped when out of range), and the count of out-of-range products.
+        Operands whose products fit one int64 word take :func:`_round_products_word`; the
+        others the multi-limb path below (same bits)."""
         m, n, N = W.shape[1], W.shape[2], X.shape[2]
         pc = torch.zeros((m, N), dtype=torch.int64, device=X.device)
         if n == 0 or m == 0 or N == 0:
             return torch.zeros((1, m, N), dtype=torch.int64, device=X.device), pc
+        word = _round_products_word(W, X, self.b, self.F, self.M, self.arith.tie)
+        if word is not None:
+            return word
         chunk = max(1, (1 << 20) // max(1, m * n))
         parts = []
         for start in range(0, N, chunk):
             Xc = X[:, :, start : start + chunk]
             R = _elementwise_product(W.unsqueeze(-1), Xc.unsqueeze(1))  # (Lr, m, n, Nc)
-            neg, mag = _normalize(R, self.b)
-            mag = _round_mag(mag, self.F, self.b, self.arith.tie)
+            neg, mag = _round_raw(R, self.F, self.b, self.arith.tie)  # one carry pass per limb
             over = _gt_const(mag, self.M, self.b)
             if bool(over.any()):
                 pc[:, start : start + chunk] = over.sum(1)
                 mag = torch.where(over.unsqueeze(0), _const_digits(self.M, self.b, mag.shape[0], mag), mag)
+            mag = _trim(mag, self.P.L)  # now |product| <= M: the limbs of an R_p value suffice
             parts.append(_signed(neg, mag).sum(2))
         return torch.cat(parts, dim=2), pc
 

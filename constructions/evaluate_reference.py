@@ -21,6 +21,11 @@ an entry clipped at all (a rounded product under round_products, its sum, or bot
 once in ``saturations``.  The tied W_E is checked at readout with the run's arithmetic and the
 last position (a vocabulary number beyond the integers of R_p overflows there).
 
+Decoding sessions are incremental: the same layer code runs on the new tokens only, after a
+cached :class:`PrefixState` (keys and values per head, the last state per linear unit).
+
+The step-by-step specification these functions follow is notes/numerics.md section 4.
+
 It knows nothing about tasks or constructions.
 """
 from __future__ import annotations
@@ -118,28 +123,51 @@ class _Run:
                     out[i, k] = self.check(acc + bias, loc, clipped)
         return out
 
-    def add(self, A: np.ndarray, B: np.ndarray, where: Location, rows: Sequence[str]) -> np.ndarray:
+    def add(
+        self, A: np.ndarray, B: np.ndarray, where: Location, rows: Sequence[str], first_position: int = 1
+    ) -> np.ndarray:
         """Exact sum of two R_p matrices, range-checked position by position (as affine maps)."""
         out = zeros(*A.shape)
         for k in range(A.shape[1]):
             for i in range(A.shape[0]):
-                out[i, k] = self.check(int(A[i, k]) + int(B[i, k]), Location(where.layer, where.sublayer, where.head, k + 1, rows[i]))
+                loc = Location(where.layer, where.sublayer, where.head, k + first_position, rows[i])
+                out[i, k] = self.check(int(A[i, k]) + int(B[i, k]), loc)
         return out
 
 
-def embed(model: Model, tokens: Sequence[Token], run: _Run) -> np.ndarray:
-    """A.3: number i -> i*w_1, k-th special token -> w_(2+k), position l -> l*w_d."""
+@dataclass
+class PrefixState:
+    """What positions 1..length of a sequence leave to the positions after them (Def 3.1 / 3.5
+    are causal): per attention head its key and value columns K = R(W_K X), V = R(W_V X) (k x
+    length, d x length), per linear unit its last state h_length.  Everything else of a layer is
+    position-wise.  The full forward pass is the run from the empty state."""
+
+    length: int = 0
+    keys: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (layer, head) -> K
+    values: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (layer, head) -> V
+    states: dict[int, list[int]] = field(default_factory=dict)  # layer -> h_length
+
+    def copy(self) -> "PrefixState":
+        """A copy a step can extend without touching this one (the layers replace entries with
+        new arrays / lists, never change them in place)."""
+        return PrefixState(self.length, dict(self.keys), dict(self.values), dict(self.states))
+
+
+def embed(model: Model, tokens: Sequence[Token], run: _Run, first_position: int = 1) -> np.ndarray:
+    """A.3: number i -> i*w_1, k-th special token -> w_(2+k), position l -> l*w_d.
+    ``tokens`` sit at positions first_position, first_position + 1, ... (a session's new tokens)."""
     vocab, d, scale = model.vocab, model.d, run.prec.scale
-    model.check_length(len(tokens))
+    model.check_length(first_position - 1 + len(tokens))
     X = zeros(d, len(tokens))
     names = model.layout.names
-    for l, tok in enumerate(tokens, start=1):
+    for c, tok in enumerate(tokens):
+        l = first_position + c
         vocab.check(tok)
         if isinstance(tok, int):
-            X[0, l - 1] = run.check(tok * scale, Location(sublayer="embedding", position=l, dim=names[0]))
+            X[0, c] = run.check(tok * scale, Location(sublayer="embedding", position=l, dim=names[0]))
         else:
-            X[1 + vocab.special_rank(tok), l - 1] = scale
-        X[d - 1, l - 1] = run.check(l * scale, Location(sublayer="embedding", position=l, dim=names[-1]))
+            X[1 + vocab.special_rank(tok), c] = scale
+        X[d - 1, c] = run.check(l * scale, Location(sublayer="embedding", position=l, dim=names[-1]))
     return X
 
 
@@ -162,46 +190,64 @@ def tied_unembed(model: Model, run: "_Run | None" = None, position: int | None =
     return W
 
 
-def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run) -> np.ndarray:
+def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run, state: PrefixState) -> np.ndarray:
+    """Sum of heads of Def 3.1 for the columns X at positions t0 + 1 .. t0 + l (t0 =
+    state.length); keys and values of positions 1..t0 come from ``state``, which gets the new
+    ones appended (the caller keeps the old state if this raises)."""
     names = run.model.layout.names
     d, l = X.shape
+    t0 = state.length
     F = run.prec.F
     total = zeros(d, l)
     for hi, head in enumerate(layer.heads, start=1):
         where = Location(li, "attention", hi)
-        K = run.affine(head.W_K, X, None, Location(li, "attention.keys", hi))
-        Q = run.affine(head.W_Q, X, None, Location(li, "attention.queries", hi))
-        V = run.affine(head.W_V, X, None, Location(li, "attention.values", hi), names)
-        P = zeros(l, l)
-        for k in range(l):
+        K = run.affine(head.W_K, X, None, Location(li, "attention.keys", hi), None, t0 + 1)
+        Q = run.affine(head.W_Q, X, None, Location(li, "attention.queries", hi), None, t0 + 1)
+        V = run.affine(head.W_V, X, None, Location(li, "attention.values", hi), names, t0 + 1)
+        if t0:
+            K = np.concatenate([state.keys[li, hi], K], axis=1)
+            V = np.concatenate([state.values[li, hi], V], axis=1)
+        state.keys[li, hi], state.values[li, hi] = K, V
+        P = zeros(t0 + l, l)  # P[j, c]: weight of key position j + 1 for query position t0 + c + 1
+        for c in range(l):
+            k = t0 + c
             scores = []
             for j in range(k + 1):  # causal mask C: position j attends only to j <= k
                 loc = Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}")
                 clipped = False
                 if run.arith.matmul == "round_once":
-                    s = sum(int(K[i, j]) * int(Q[i, k]) for i in range(K.shape[0]))
+                    s = sum(int(K[i, j]) * int(Q[i, c]) for i in range(K.shape[0]))
                 else:
-                    s, clipped = run.products(((int(K[i, j]), int(Q[i, k])) for i in range(K.shape[0])), loc)
+                    s, clipped = run.products(((int(K[i, j]), int(Q[i, c])) for i in range(K.shape[0])), loc)
                     s *= run.prec.scale
                 # the exact score must be a number a p-bit machine can hold
                 s = run.check_fine(s, loc, clipped)
                 scores.append(s)
             for j, q in enumerate(softmax_column(scores, 2 * F, d, run.prec, run.arith.tie)):
-                P[j, k] = q
-        head_out = run.affine(V, P, None, where, names)
-        total = run.add(total, head_out, Location(li, "attention (sum of heads)"), names)
+                P[j, c] = q
+        head_out = run.affine(V, P, None, where, names, t0 + 1)
+        total = run.add(total, head_out, Location(li, "attention (sum of heads)"), names, t0 + 1)
     return total
 
 
-def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run, h0: Sequence[int] | None = None) -> np.ndarray:
-    """h_t = A h_(t-1) + B X_t as one rounded affine operator per step, h_0 = 0 (or ``h0``)."""
+def linear_unit(
+    layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run, state: PrefixState | None = None,
+    h0: Sequence[int] | None = None,
+) -> np.ndarray:
+    """h_t = A h_(t-1) + B X_t as one rounded affine operator per step, for the columns X at
+    positions t0 + 1 .. t0 + l (t0 = state.length); h_0 = 0, h_t0 from ``state``, which gets the
+    last new state (the caller keeps the old state if this raises).  Without a state: positions
+    from 1, starting from ``h0`` (default 0)."""
+    if state is None:
+        state = PrefixState(states={li: [int(v) for v in h0]} if h0 is not None else {})
     names = run.model.layout.names
     d, l = X.shape
+    t0 = state.length
     H = zeros(d, l)
-    prev = [0] * d if h0 is None else [int(v) for v in h0]
+    prev = state.states.get(li, [0] * d)
     for t in range(l):
         for i in range(d):
-            loc = Location(li, "linear_unit", None, t + 1, names[i])
+            loc = Location(li, "linear_unit", None, t0 + t + 1, names[i])
             if run.arith.matmul == "round_once":
                 acc = sum(int(layer.A[i, j]) * prev[j] for j in range(d)) + sum(int(layer.B[i, j]) * int(X[j, t]) for j in range(d))
                 H[i, t] = run.round_fine(acc, loc)
@@ -210,44 +256,55 @@ def linear_unit(layer: LinearRNNLayer, X: np.ndarray, li: int, run: _Run, h0: Se
                 acc, clipped = run.products(pairs, loc)
                 H[i, t] = run.check(acc, loc, clipped)
         prev = [int(v) for v in H[:, t]]
+    state.states[li] = prev
     return H
 
 
-def feed_forward(ffn: FeedForward, Y: np.ndarray, li: int, run: _Run) -> np.ndarray:
+def feed_forward(ffn: FeedForward, Y: np.ndarray, li: int, run: _Run, first_position: int = 1) -> np.ndarray:
     names = run.model.layout.names
     hidden = ffn.hidden_names or None
-    H1 = run.affine(ffn.W1, Y, ffn.b1, Location(li, "ffn.W1"), hidden)
-    H2 = run.affine(ffn.W2, Y, ffn.b2, Location(li, "ffn.W2"), hidden)
+    H1 = run.affine(ffn.W1, Y, ffn.b1, Location(li, "ffn.W1"), hidden, first_position)
+    H2 = run.affine(ffn.W2, Y, ffn.b2, Location(li, "ffn.W2"), hidden, first_position)
     G = zeros(*H1.shape)
     for k in range(H1.shape[1]):  # position-first, as every other operator
         for i in range(H1.shape[0]):
             relu = max(int(H1[i, k]), 0)
-            G[i, k] = run.round_fine(relu * int(H2[i, k]), Location(li, "ffn.product", None, k + 1, hidden[i] if hidden else str(i)))
-    return run.affine(ffn.W3, G, ffn.b3, Location(li, "ffn.W3"), names)
+            loc = Location(li, "ffn.product", None, k + first_position, hidden[i] if hidden else str(i))
+            G[i, k] = run.round_fine(relu * int(H2[i, k]), loc)
+    return run.affine(ffn.W3, G, ffn.b3, Location(li, "ffn.W3"), names, first_position)
 
 
-def run_layers(model: Model, X: np.ndarray, run: _Run, stages: list | None) -> np.ndarray:
-    """All layers of Def 3.2 / 3.6 / 5.5 on the residual stream X."""
+def run_layers(
+    model: Model, X: np.ndarray, run: _Run, stages: list | None, state: PrefixState | None = None
+) -> np.ndarray:
+    """All layers of Def 3.2 / 3.6 / 5.5 on the residual stream X: the columns at positions
+    state.length + 1, ... after a prefix whose ``state`` is given (default: no prefix).  The
+    state is updated in place to cover X's positions too."""
     names = model.layout.names
+    state = PrefixState() if state is None else state
+    t0 = state.length
     for li, layer in enumerate(model.layers, start=1):
         if isinstance(layer, TransformerLayer):
-            mixed = attention(layer, X, li, run)
+            mixed = attention(layer, X, li, run, state)
             sub = "attention"
         else:
-            mixed = linear_unit(layer, X, li, run)
+            mixed = linear_unit(layer, X, li, run, state)
             sub = "linear_unit"
-        Y = run.add(X, mixed, Location(li, f"residual after {sub}"), names)
-        X = run.add(Y, feed_forward(layer.ffn, Y, li, run), Location(li, "residual after ffn"), names)
+        Y = run.add(X, mixed, Location(li, f"residual after {sub}"), names, t0 + 1)
+        X = run.add(Y, feed_forward(layer.ffn, Y, li, run, t0 + 1), Location(li, "residual after ffn"), names, t0 + 1)
         if stages is not None:
             stages += [(f"layer {li} after {sub}", Y), (f"layer {li} after ffn", X)]
+    state.length = t0 + X.shape[1]
     return X
 
 
-def readout_logits(model: Model, X: np.ndarray, run: _Run) -> list[int]:
-    """Logits R(U x_l) of the last position (U = tied W_E unless the model has unembed)."""
-    U = model.unembed if model.unembed is not None else tied_unembed(model, run, X.shape[1])
+def readout_logits(model: Model, X: np.ndarray, run: _Run, position: int | None = None) -> list[int]:
+    """Logits R(U x_l) of the last column of X, at ``position`` l (default: X's width; U = tied
+    W_E unless the model has unembed)."""
+    position = X.shape[1] if position is None else position
+    U = model.unembed if model.unembed is not None else tied_unembed(model, run, position)
     col = run.affine(
-        U, X[:, -1:], None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()], X.shape[1]
+        U, X[:, -1:], None, Location(sublayer="output logits"), [str(t) for t in model.vocab.all_tokens()], position
     )
     return [int(v) for v in col[:, 0]]
 
@@ -298,20 +355,48 @@ class ReferenceEvaluator:
     def next_token(self, model: Model, tokens: Sequence[Token]) -> Token:
         return self.forward(model, tokens).next_token
 
-    def session(self, model: Model, prompt: Sequence[Token]) -> "ReferenceSession":
-        return ReferenceSession(self, model, prompt)
+    def session(self, model: Model, prompt: Sequence[Token], recompute: bool = False) -> "ReferenceSession":
+        return ReferenceSession(self, model, prompt, recompute)
 
 
 class ReferenceSession:
-    """Decoding session that simply recomputes the whole prefix (the obviously-correct way)."""
+    """Incremental decoding: the same layer code as ``forward``, run on the new tokens only,
+    after the cached :class:`PrefixState` of the tokens already evaluated (keys and values per
+    head, the last state per linear unit).  Bit-equal to recomputing the whole prefix: every
+    operator of a position depends only on positions up to it, and the prefix's positions
+    passed every range check already, so the first overflow of a recomputation lies in the new
+    positions, in the same order.  A step that raises leaves the cached state as it was.
+    ``recompute=True`` recomputes the whole prefix per token instead (the plain way)."""
 
-    def __init__(self, evaluator: ReferenceEvaluator, model: Model, prompt: Sequence[Token]):
+    def __init__(self, evaluator: ReferenceEvaluator, model: Model, prompt: Sequence[Token], recompute: bool = False):
         self.evaluator = evaluator
         self.model = model
         self.tokens: list[Token] = [model.vocab.check(t) for t in prompt]
+        self.recompute = recompute
+        self.state = PrefixState()
+        self.last: np.ndarray | None = None  # residual column of the last evaluated position
 
     def append(self, tokens: Sequence[Token]) -> None:
         self.tokens.extend(self.model.vocab.check(t) for t in tokens)
 
+    def residual(self) -> np.ndarray:
+        """The last position's residual column after the last layer (d x 1), evaluating the
+        tokens appended since the last call."""
+        if self.recompute:
+            return self.evaluator.forward(self.model, self.tokens).residual[:, -1:]
+        new = self.tokens[self.state.length :]
+        if new or self.last is None:
+            run = _Run(self.model, self.evaluator.arith)
+            state = self.state.copy()
+            X = run_layers(self.model, embed(self.model, new, run, state.length + 1), run, None, state)
+            self.state, self.last = state, X[:, -1:]
+        return self.last
+
     def next_token(self) -> Token:
-        return self.evaluator.next_token(self.model, self.tokens)
+        if self.recompute:
+            return self.evaluator.next_token(self.model, self.tokens)
+        X = self.residual()
+        run = _Run(self.model, self.evaluator.arith)
+        logits = readout_logits(self.model, X, run, len(self.tokens))
+        best = max(range(len(logits)), key=lambda i: (logits[i], -i))
+        return self.model.vocab.token_of(best)
