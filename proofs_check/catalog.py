@@ -31,6 +31,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "constructions.dfs_transformer",
     "constructions.istree_rag",
     "constructions.istree_hybrid",
+    "constructions.turing_rag",
 )
 
 

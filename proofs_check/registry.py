@@ -31,6 +31,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "proofs_check.checks.dfs_transformer",
     "proofs_check.checks.istree_rag",
     "proofs_check.checks.istree_hybrid",
+    "proofs_check.checks.turing_rag",
 )
 
 
