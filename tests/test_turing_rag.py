@@ -7,6 +7,7 @@ off a token list).  The erratum tests run the paper's printed patterns through t
 """
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -105,7 +106,7 @@ def test_fast_and_reference_evaluators_agree_on_a_whole_sequence():
 
 def test_sizes_depend_on_the_machine_only_and_p_grows_like_log():
     m = parse_machine(KNOWN_MACHINES["bb3"])
-    small, big = tr.build(m, 4, 16), tr.build(m, 64, 4096)
+    small, big = tr.build(m, 4, 16), tr.build(m, 64, 1024)
     assert small.state_dims() == big.state_dims()
     assert small.parameter_count() - _readout(small) == big.parameter_count() - _readout(big)
     assert small.p < big.p <= 3 * small.p
@@ -267,3 +268,23 @@ def test_erratum_B31_E3_the_queries_also_contain_i_x_i(bb3):
     assert non_triples and all(t[1] == tr.FIXED_FRAGMENTS["Q2"] for t in non_triples)
     k, p = step_searches(seq)[-1]
     assert seq[k + 2:k + 5] == [p, tr.FIXED_FRAGMENTS["Q2"], p]  # the last step's own query: i * i
+
+
+# ---- the command line -----------------------------------------------------------------------
+
+
+def test_run_tm_command_human_json_and_a_bad_line(capsys, tmp_path):
+    from tests.test_run_command import run
+
+    code, out, _ = run(capsys, "run", "tm", "--model", "rag-rnn", "--machine", "1RB1LB_1LA1RZ", "--max-steps", "8")
+    assert code == 0 and out.startswith("halted: True  steps: 6  state: Z  tape (from cell -1): 1 1 1 1  ones: 4")
+    path = tmp_path / "tm.jsonl"
+    path.write_text('{"machine": "1RB1LB_1LA1RZ", "input": [1]}\n{"machine": "1RB"}\n'
+                    '{"machine": "1RB1LA_1LA1RB", "max_steps": 4}\n', encoding="utf-8")
+    code, out, err = run(capsys, "run", "tm", "--model", "rag-rnn", "--input", str(path), "--json")
+    first, bad, loop = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 2 and "instance 2" in err and "error" in bad
+    m = parse_machine("1RB1LB_1LA1RZ")
+    want = simulate(m, (1,), 1000).to_json()
+    assert {k: first[k] for k in want} == want and first["p"] == tr.build(m, 1, 1000).p
+    assert loop["halted"] is False and loop["steps"] == 4
