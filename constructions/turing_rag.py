@@ -52,7 +52,7 @@ sums and one lookup table)
    ``o:isnum`` (a number), ``o:qval`` / ``o:qgate`` (a quantifier ``{j}``) or ``o:T`` (special T).
 
 Readout (explicit, erratum F4): number i gets ``2i o:num + (1 - i^2) o:isnum`` (= v^2 + 1 - (i - v)^2
-when v is emitted: pointer 0 must beat the specials), ``{j}`` gets ``2j o:qval - j^2 o:qgate``,
+when v is emitted: pointer 0 must beat the specials; |logit| <= 3 M^2 + 1), ``{j}`` gets ``2j o:qval - j^2 o:qgate``,
 special T gets ``o:T``.
 
 Sizes: state dims and layer weights depend on B and S only (O(B^2) lookup units); numbers range
@@ -245,11 +245,12 @@ def _key_ranges(m: Machine) -> list[tuple[int, int]]:
 
 def declared_p(machine: Any, n: int, max_steps: int) -> int:
     """Smallest odd p at which the model is exact: integers up to the position max_len, the
-    readout's 2 M^2 + 2 (M = the largest |number|), and Lemma B.4's table."""
+    readout's logits |2 i v + (1 - i^2)| <= 3 M^2 + 1 (M = the largest |number|; a pointer
+    near M and a number near -M), and Lemma B.4's table."""
     m = _check_args(machine, n, max_steps)
     lo, hi = number_range(n, max_steps)
     big = max(abs(lo), hi)
-    return max(min_precision(max(max_len_for(n, max_steps), 2 * big * big + 2)),
+    return max(min_precision(max(max_len_for(n, max_steps), 3 * big * big + 1)),
                lookup_precision(transition_table(m), _key_ranges(m)))
 
 

@@ -83,6 +83,16 @@ def test_a_machine_that_does_not_halt_is_reported_not_halted():
     assert got == want
 
 
+def test_declared_p_holds_the_extreme_logits():
+    """A machine that only moves right: the last pointer is near the largest number M and the
+    readout row of the smallest number (-M + 2) gives |2 i v + 1 - i^2| ~ 3 M^2 (at S = 10 and
+    p = 17 this overflowed while p was sized for 2 M^2)."""
+    m = parse_machine("1RB1RB_1RA1RA")
+    for steps in (10, 21):
+        model, res = decode(m.to_text(), (), steps)
+        assert tr.read_back(model, res) == simulate(m, (), steps).to_json()
+
+
 def test_every_step_matches_the_reference_trace(bb3):
     model, res = bb3
     run = simulate(parse_machine(KNOWN_MACHINES["bb3"]), (), 21, record=True)
