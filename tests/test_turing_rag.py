@@ -298,3 +298,29 @@ def test_run_tm_command_human_json_and_a_bad_line(capsys, tmp_path):
     want = simulate(m, (1,), 1000).to_json()
     assert {k: first[k] for k in want} == want and first["p"] == tr.build(m, 1, 1000).p
     assert loop["halted"] is False and loop["steps"] == 4
+
+
+# ---- the check can fail ---------------------------------------------------------------------
+
+
+def test_check_catches_a_model_of_another_machine(monkeypatch):
+    from proofs_check.checks import turing_rag as check
+    from proofs_check.strategies import TMCase
+
+    real_build = tr.build
+    monkeypatch.setattr(tr, "build", lambda m, n, s: real_build("1RB1LB_1LA0RZ", n, s))  # writes 0 when halting
+    with RegexOracle() as oracle, pytest.raises(AssertionError, match="read back"):
+        check.check_case(TMCase(parse_machine(KNOWN_MACHINES["bb2"]), (), 6), FastEvaluator(), oracle, {})
+
+
+def test_lemma_b31_check_catches_a_tampered_triple(bb3):
+    from proofs_check.checks.turing_rag import check_lemma_b31
+
+    _, res = bb3
+    seq = list(res.sequence)
+    run = simulate(parse_machine(KNOWN_MACHINES["bb3"]), (), 21, record=True)
+    assert check_lemma_b31(seq, run, ()) == 21  # the 21 step queries' own "p Q2 p"
+    k = next(j for j in range(len(seq) - 2) if isinstance(seq[j], int) and seq[j + 1] == "s1" and seq[j + 2] == seq[j])
+    seq[k + 1] = "s0"
+    with pytest.raises(AssertionError, match="Lemma B.31"):
+        check_lemma_b31(seq, run, ())

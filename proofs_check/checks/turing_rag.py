@@ -36,7 +36,7 @@ from proofs_check.registry import Check, CheckOutcome, Profile, combine, propert
 from proofs_check.strategies import TMCase, tm_cases
 from proofs_check.turing import KNOWN_MACHINES, TMRun, simulate
 
-#: per profile: (cases drawn, their step limit)
+#: per profile: (cases drawn, their step limit); a drawn machine may halt only from step limit // 3 on
 DRAWS: dict[str, tuple[int, int]] = {"ci": (12, 12), "dev": (40, 40), "thorough": (300, 80)}
 BUSY_BEAVERS: tuple[str, ...] = ("bb2", "bb3", "bb2x3")
 NON_HALTING = TMCase(parse_machine("1RB1LA_1LA1RB"), (1, 0), 9)  # loops forever from any tape
@@ -171,7 +171,8 @@ def _run(profile: Profile) -> CheckOutcome:
     with RegexOracle() as oracle:
         body = lambda case: check_case(case, evaluator, oracle, seen)  # noqa: E731
         outcomes = [fixed_cases_outcome(busy_beaver_cases() + [NON_HALTING], body),
-                    property_check(tm_cases(max_n=6, max_steps=limit), body, profile, max_examples=draws)]
+                    property_check(tm_cases(max_n=6, max_steps=limit, min_steps=limit // 3), body, profile,
+                                   max_examples=draws)]
     outcome = combine(outcomes)
     seen["tokens_per_step"] = sorted(seen.get("tokens_per_step", ()))
     outcome.measured = {**seen, "chain_bound": "9 n + 13 steps + 1", "busy_beavers": list(BUSY_BEAVERS),
