@@ -32,7 +32,7 @@ ignored under the verbose flag ``(?x)``):
 ``queries="paper"`` builds the same network emitting the printed patterns instead
 (:data:`PAPER_FRAGMENTS`), for the erratum tests.
 
-The network (every next token is a function of a window of the last 15 tokens, two prefix
+The network (every next token is a function of a window of the last 11 tokens, two prefix
 sums and one lookup table)
 -------------------------------------------------------------------------------------------
 1. **Linear unit, Lemma B.20** (shift registers): ``mem:tok:T@j`` = [the token j back is T] for
@@ -92,7 +92,7 @@ PAPER_FRAGMENTS: dict[str, str] = {
     "Q1": "(", "Q2": "(.)", "Q3": ".*?$)",
 }
 QUERY_STYLES = ("fixed", "paper")
-WINDOW = 15  # the deepest slot any rule reads, plus one
+STATE_SLOT = 10  # State[t] sits 10 tokens before the token after SearchResult(t)
 
 
 def symbol_token(s: int) -> str:
@@ -339,7 +339,7 @@ def _layer1(lb: LayoutBuilder, m: Machine, toks: Tokens, n: int, rule_set: Seque
     for s in toks.symbols:  # copied symbols ("copy", 1) read [slot 1 holds s]
         if _mem(f"tok:{s}", 1) not in lb:
             lu = lu + _register(lb, f"tok:{s}", {special_dim(s): 1}, 1)
-    lu = lu + _register(lb, "stc", {special_dim(state_token(q)): q - 1 for q in m.states if q > 1}, 10)
+    lu = lu + _register(lb, "stc", {special_dim(state_token(q)): q - 1 for q in m.states if q > 1}, STATE_SLOT)
     lu = lu + _register(lb, "rc", {special_dim(symbol_token(s)): s for s in m.symbols if s > 0}, 1)
     lb.alloc_many(["nss", "ptr", "init"])
     lu = lu + LinearUnitSpec({"nss": {"nss": 1}, "ptr": {"ptr": 1}},
@@ -347,7 +347,7 @@ def _layer1(lb: LayoutBuilder, m: Machine, toks: Tokens, n: int, rule_set: Seque
                               "ptr": {special_dim(BOS): 1, special_dim("R"): 1, special_dim("L"): -1}})
     for field in ("w", "q", "d"):
         lb.alloc_many(_lut(field, t) for t in toks.field(field))
-    delta = lookup_spec([_mem("stc", 10), _mem("rc", 1)], transition_table(m), ranges=_key_ranges(m), name="delta")
+    delta = lookup_spec([_mem("stc", STATE_SLOT), _mem("rc", 1)], transition_table(m), ranges=_key_ranges(m), name="delta")
     init = [Unit("init:le", {"nss": -1}, n + 1, {}, 1, {"init": 1}),
             Unit("init:lt", {"nss": -1}, n, {}, 1, {"init": -1})]
     return LayerSpec("linear_rnn", lu=lu, ffn=delta + FFNSpec(init),
@@ -434,7 +434,8 @@ def build(machine: Any, n: int, max_steps: int, p: int | None = None, queries: s
         "construction": "tm-rag", "theorem": "5.4", "decoding": "retrieval_augmented",
         "machine": m.to_text(), "n": n, "max_steps": max_steps, "queries": queries,
         "chain_bound": chain_generated(n, max_steps), "cot_steps": chain_generated(n, max_steps) + 1,
-        "rules": len(rule_set), "window": WINDOW, "lookup_entries": m.n_states * m.n_symbols,
+        "rules": len(rule_set), "window": 1 + max(STATE_SLOT, *_register_depths(rule_set).values()),
+        "lookup_entries": m.n_states * m.n_symbols,
     }
     return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=[layer1, layer2],
                     max_len=max_len_for(n, max_steps), unembed=_unembed(vocab, specials, n, queries), meta=meta)

@@ -30,8 +30,8 @@ CATALOG_MODULES: tuple[str, ...] = (
     "constructions.retrieval_tasks",
     "constructions.dfs_transformer",
     "constructions.istree_rag",
-    "constructions.istree_hybrid",
     "constructions.turing_rag",
+    "constructions.istree_hybrid",
 )
 
 

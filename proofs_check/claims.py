@@ -113,8 +113,8 @@ def retrieval_rows(sizes: Sequence[int] = SIZES, c: int = 3) -> list[ClaimRow]:
 
 ROW_SOURCES: tuple[str, ...] = (
     "proofs_check.claims:retrieval_rows",
-    "proofs_check.istree_claims:istree_rows",
     "proofs_check.turing_claims:turing_rows",
+    "proofs_check.istree_claims:istree_rows",
 )
 
 

@@ -108,11 +108,9 @@ def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any]
 
 
 def _human(out: dict) -> str:
-    if "answer" in out:
-        head = [f"answer: {out['answer']}"]
-    else:  # a Turing-machine run (proofs_check.tm_runners): no single answer token
-        head = [f"halted: {out['halted']}", f"steps: {out['steps']}", f"state: {out['state']}",
-                f"tape (from cell {out['tape_start']}): {' '.join(map(str, out['tape']))}", f"ones: {out['ones']}"]
+    head = [f"answer: {out['answer']}"] if "answer" in out else [  # a tm record has no single answer
+        f"halted: {out['halted']}", f"steps={out['steps']}", f"state={out['state']}", f"ones={out['ones']}",
+        f"tape[{out['tape_start']}..]={''.join(map(str, out['tape']))}"]
     parts = head + [f"n={out['n']}", f"p={out['p']}", "generated: " + " ".join(out["generated"])]
     for r in out.get("retrievals", []):
         parts.append(f"retrieval: {r['pattern']!r} -> {r['result']!r}")

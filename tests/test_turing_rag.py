@@ -287,7 +287,7 @@ def test_run_tm_command_human_json_and_a_bad_line(capsys, tmp_path):
     from tests.test_run_command import run
 
     code, out, _ = run(capsys, "run", "tm", "--model", "rag-rnn", "--machine", "1RB1LB_1LA1RZ", "--max-steps", "8")
-    assert code == 0 and out.startswith("halted: True  steps: 6  state: Z  tape (from cell -1): 1 1 1 1  ones: 4")
+    assert code == 0 and out.startswith("halted: True  steps=6  state=Z  ones=4  tape[-1..]=1111")
     path = tmp_path / "tm.jsonl"
     path.write_text('{"machine": "1RB1LB_1LA1RZ", "input": [1]}\n{"machine": "1RB"}\n'
                     '{"machine": "1RB1LA_1LA1RB", "max_steps": 4}\n', encoding="utf-8")
