@@ -24,7 +24,7 @@ ignored under the verbose flag ``(?x)``):
 
 * index ``IH {i} IG`` = ``(?x)^(?:\\S+\\s+) {i} (\\S+)``: the (i+1)-th token of the string, i.e.
   TAPE[1,i] (the paper's ``^(?:\\S\\s*).{i}(\\S)``: T54-E1; ``{i}`` is one special token, as
-  Thm 5.2's erratum R1 in notes/errata/retrieval_tasks.md);
+  Thm 5.2's erratum T52-E1 in notes/errata/retrieval_tasks.md);
 * step ``Q1 p Q2 p Q3`` = ``(?x)^.*(?<!\\S) p \\s(s\\d)\\s p (?!\\S)``: the value of the *last*
   triple ``p v p`` (the paper's ``(POINTER (.) POINTER.*?$)``: T54-E2..E5); FAILED if the cell
   was never written (blank).
@@ -51,7 +51,7 @@ sums and one lookup table)
    :data:`RULES` (``ReLU(sum of k binary facts - (k - 1)) * value``), writing ``o:num`` /
    ``o:isnum`` (a number), ``o:qval`` / ``o:qgate`` (a quantifier ``{j}``) or ``o:T`` (special T).
 
-Readout (explicit, erratum F4): number i gets ``2i o:num + (1 - i^2) o:isnum`` (= v^2 + 1 - (i - v)^2
+Readout (explicit, erratum D32-E1): number i gets ``2i o:num + (1 - i^2) o:isnum`` (= v^2 + 1 - (i - v)^2
 when v is emitted: pointer 0 must beat the specials; |logit| <= 3 M^2 + 1), ``{j}`` gets ``2j o:qval - j^2 o:qgate``,
 special T gets ``o:T``.
 

@@ -196,7 +196,7 @@ def test_erratum_T54_E3_dot_captures_one_character_not_a_token(bb3):
     assert ask(rf"{p} (\S+) {p}.*?$", seq[:k]) == tr.FIXED_FRAGMENTS["Q2"]
 
 
-def test_erratum_T54_E3_the_model_emitting_the_printed_queries_does_not_simulate():
+def test_model_emitting_the_printed_queries_does_not_simulate():
     m = parse_machine(KNOWN_MACHINES["bb2"])
     model, res = decode(m.to_text(), (), 8, queries="paper")  # blank tape: step queries only
     assert res.retrievals and all(r.result == [FAILED] for r in res.retrievals)  # every printed query FAILs
@@ -276,6 +276,7 @@ def test_erratum_B31_E3_the_queries_also_contain_i_x_i(bb3):
     non_triples = [seq[k:k + 3] for k in range(len(seq) - 2)
                    if isinstance(seq[k], int) and seq[k] == seq[k + 2] and not re.fullmatch(r"s\d", str(seq[k + 1]))]
     assert non_triples and all(t[1] == tr.FIXED_FRAGMENTS["Q2"] for t in non_triples)
+    assert not any(isinstance(a, int) and a == b for a, b in zip(seq, seq[1:]))  # "i, i" adjacent: never
     k, p = step_searches(seq)[-1]
     assert seq[k + 2:k + 5] == [p, tr.FIXED_FRAGMENTS["Q2"], p]  # the last step's own query: i * i
 
