@@ -1,5 +1,6 @@
-"""Check "5.4": the retrieval-augmented linear RNN of Theorem 5.4 simulates a Turing machine;
-with Lemma B.31 (the last triple of a cell is its value) checked on the same decodes.
+"""Checks "5.4" and "B.31": the retrieval-augmented linear RNN of Theorem 5.4 simulates a Turing
+machine; Lemma B.31 (the last triple of a cell is its value) is checked on 5.4's decodes and on
+its own (check "B.31": bb2, bb3 and a few drawn machines, the sequence only).
 
 Property, on Hypothesis-drawn halting machines (``strategies.tm_cases``: B = 2..4 states,
 2..3 symbols, random inputs up to 6 cells, transitions drawn lazily along the run, ``---``
@@ -180,6 +181,37 @@ def _run(profile: Profile) -> CheckOutcome:
     return outcome
 
 
+def b31_case(case: TMCase, evaluator, oracle: RegexOracle, seen: dict) -> None:
+    """Lemma B.31 alone on one decode (the sequence, not the read-back, is under test)."""
+    _, res = decode_case(case, evaluator, oracle)
+    run = simulate(case.machine, case.tape, case.max_steps, record=True)
+    seen["b31_other_i_x_i"] = seen.get("b31_other_i_x_i", 0) + check_lemma_b31(res.sequence, run, case.tape)
+    seen["steps_checked"] = seen.get("steps_checked", 0) + len(run.trace)
+
+
+def _run_b31(profile: Profile) -> CheckOutcome:
+    import torch
+
+    from constructions.evaluate_fast import FastEvaluator
+
+    torch.set_num_threads(1)
+    evaluator = FastEvaluator()
+    seen: dict[str, Any] = {}
+    draws, limit = DRAWS_B31.get(profile.name, DRAWS_B31["ci"])
+    with RegexOracle() as oracle:
+        body = lambda case: b31_case(case, evaluator, oracle, seen)  # noqa: E731
+        outcomes = [fixed_cases_outcome(busy_beaver_cases()[:2], body),
+                    property_check(tm_cases(max_n=6, max_steps=limit, min_steps=limit // 3), body, profile,
+                                   max_examples=draws)]
+    outcome = combine(outcomes)
+    outcome.measured = {**seen, "reading": "last token triple 'i v i' (v a symbol) before step t's <StartSearch>, "
+                        "cells in Z (B31-E1..E3)"}
+    return outcome
+
+
+#: check B.31 alone: (cases drawn, step limit) besides bb2 and bb3
+DRAWS_B31: dict[str, tuple[int, int]] = {"ci": (6, 12), "dev": (20, 40), "thorough": (100, 80)}
+
 CHECKS = [
     Check(
         id="5.4",
@@ -188,5 +220,12 @@ CHECKS = [
         "retrieval by Python regular expressions simulates any machine in TIME(n^A) with O(n^A) CoT; "
         "the last triple 'i v i' of a cell is its value (Lemma B.31)",
         run=_run,
-    )
+    ),
+    Check(
+        id="B.31",
+        title="Lemma B.31: the last triple of a cell is its value (App B.10, read as B31-E1..E3)",
+        claim="Before step t, the last 'i v i' in the sequence with v a symbol token is i, TAPE[t,i], i if cell i "
+        "was written (input or an earlier step), and there is none otherwise; every cell i in Z of the span",
+        run=_run_b31,
+    ),
 ]
