@@ -110,6 +110,7 @@ def check_steps(model, res, run: TMRun) -> None:
     _, steps = turing_rag.parse_generated(model, res.generated)
     assert len(steps) == len(run.trace), f"{len(steps)} steps written, the simulator took {len(run.trace)}"
     step_results = [r for r in res.retrievals if r.pattern.startswith(turing_rag.FIXED_FRAGMENTS["Q1"])]
+    assert len(step_results) == len(steps), f"{len(step_results)} step retrievals for {len(steps)} steps"
     for got, ref, r in zip(steps, run.trace, step_results):
         read = 0 if r.result == [FAILED] else int(str(r.result[0])[1:])
         assert (got.pointer, got.write, got.next_state, got.move, read) == (ref.head, ref.write, ref.next_state, ref.move, ref.read), \
