@@ -30,6 +30,7 @@ CATALOG_MODULES: tuple[str, ...] = (
     "constructions.retrieval_tasks",
     "constructions.dfs_transformer",
     "constructions.istree_rag",
+    "constructions.turing_rag",
     "constructions.istree_hybrid",
     "constructions.index_memory_rnn",
     "constructions.rnn_circuit_cases",

@@ -114,6 +114,7 @@ def retrieval_rows(sizes: Sequence[int] = SIZES, c: int = 3) -> list[ClaimRow]:
 
 ROW_SOURCES: tuple[str, ...] = (
     "proofs_check.claims:retrieval_rows",
+    "proofs_check.turing_claims:turing_rows",
     "proofs_check.istree_claims:istree_rows",
     "proofs_check.rnn_circuit_claims:rnn_circuit_rows",
     "proofs_check.tm_claims:tm_hybrid_rows",

@@ -30,6 +30,7 @@ CHECK_MODULES: tuple[str, ...] = (
     "proofs_check.checks.lower_bounds",
     "proofs_check.checks.dfs_transformer",
     "proofs_check.checks.istree_rag",
+    "proofs_check.checks.turing_rag",
     "proofs_check.checks.istree_hybrid",
     "proofs_check.checks.turing_hybrid",
     "proofs_check.checks.circuit_transformer",

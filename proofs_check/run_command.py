@@ -109,7 +109,10 @@ def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any]
 
 
 def _human(out: dict) -> str:
-    parts = [f"answer: {out['answer']}", f"n={out['n']}", f"p={out['p']}", "generated: " + " ".join(out["generated"])]
+    head = [f"answer: {out['answer']}"] if "answer" in out else [  # a tm record has no single answer
+        f"halted: {out['halted']}", f"steps={out['steps']}", f"state={out['state']}", f"ones={out['ones']}",
+        f"tape[{out['tape_start']}..]={''.join(map(str, out['tape']))}"]
+    parts = head + [f"n={out['n']}", f"p={out['p']}", "generated: " + " ".join(out["generated"])]
     for r in out.get("retrievals", []):
         parts.append(f"retrieval: {r['pattern']!r} -> {r['result']!r}")
     return "  ".join(parts)
