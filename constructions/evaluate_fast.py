@@ -360,6 +360,10 @@ def _round_products_word(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: in
     if (wide and F > 61) or n * min(M, (wmax * xmax >> F) + 1) >= 1 << 61:
         return None
     may_overflow = (wmax * xmax >> F) + 1 > M
+    L = -(-62 // b)
+    if not wide and F >= 63:  # |v| < 2^62 <= 2^(F-1): every product rounds to 0 (2^F is no int64)
+        zero = torch.zeros((m, N), dtype=torch.int64, device=X.device)
+        return _split_small(zero, b, L), zero
     half, low = 1 << (F - 1), (1 << F) - 1
     sums = torch.empty((m, N), dtype=torch.int64, device=X.device)
     pc = torch.zeros((m, N), dtype=torch.int64, device=X.device)
@@ -380,7 +384,6 @@ def _round_products_word(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: in
             pc[:, s0 : s0 + chunk] = over.sum(1)
             q = torch.where(over, torch.where(q < 0, -M, M), q)
         sums[:, s0 : s0 + chunk] = q.sum(1)
-    L = -(-62 // b)
     return _signed(sums < 0, _split_small(sums.abs(), b, L)), pc
 
 

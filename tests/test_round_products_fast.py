@@ -116,3 +116,13 @@ def test_dfs_transformer_round_products_bit_identical():
     arith = Arithmetic(matmul="round_products")
     a, b = ReferenceEvaluator(arith).forward(model, tokens), FastEvaluator(arith).forward(model, tokens)
     assert (a.residual == b.residual).all() and a.logits == b.logits and a.next_token == b.next_token
+
+
+def test_word_path_at_large_p_with_small_products():
+    """p = 201 (F = 100 > 63): small operands take the word path, where 2^F is no int64 and every
+    product rounds to 0 (found by Hypothesis in the session test: `v & (2^F - 1)` overflowed)."""
+    model = random_model(ModelSpec("transformer", 201, extra_dims=0, key_dim=1, ffn_width=0, density=0.3,
+                                   fractional=0.3, seed=2))
+    arith = Arithmetic("even", "round_products")
+    for tokens in ([model.vocab.all_tokens()[0]], random_tokens(model, 6, 1)):
+        assert outcome(FastEvaluator(arith), model, tokens) == outcome(ReferenceEvaluator(arith), model, tokens)
