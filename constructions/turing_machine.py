@@ -27,12 +27,12 @@ Conventions fixed here (the proof leaves them open):
 """
 from __future__ import annotations
 
-import json
 import string
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .errors import MachineError
+from .json_text import parse_json
 
 HALT = 0
 HALT_LETTER = "Z"
@@ -210,10 +210,7 @@ def parse_instance(data: Any) -> tuple[Machine, list[int], int | None]:
     """``{"machine": "1RB1LB_1LA1RZ", "input": [1, 0, 1], "max_steps": 100}`` (input and
     max_steps optional) -> (machine, input cells, max_steps or None)."""
     if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise MachineError(f"not valid JSON: {exc}") from None
+        data = parse_json(data, MachineError, "the Turing-machine instance")
     if not isinstance(data, dict):
         raise MachineError('a Turing-machine instance is a JSON object {"machine": "...", "input": [...]}')
     unknown = sorted(set(data) - {"machine", "input", "max_steps"})

@@ -32,6 +32,7 @@ from constructions.errors import InputError
 from constructions.vocab import detokenize
 
 from .algorithms import algorithm2, cot_algorithm1
+from .atomic_files import atomic_text
 from .graphs import YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree, shuffle_edges
 from .lower_bounds import figure3_graph
 
@@ -88,7 +89,7 @@ def write_istree_data(n: int, count: int, fmt: str, seed: int, path: str | Path,
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise InputError(f"the folder {path.parent} does not exist; create it or choose another --out")
-    with open(path, "w", encoding="utf-8") as fh:
+    with atomic_text(path) as fh:  # a crash half-way leaves no partial file
         for i in range(count):
             want_tree = i % 2 == 0
             g = sample_graph(rng, n, want_tree, family)

@@ -1,0 +1,58 @@
+"""Resource bounds: the largest model or input this tool agrees to work on, refused up front.
+
+A size beyond these bounds would need more memory or time than a verifier run should take, so
+it gets a clear :class:`~constructions.errors.ResourceError` before any allocation or decoding
+starts, never an out-of-memory kill or an endless run.  The bounds are generous for the paper's
+constructions (every check and table in this repository uses n <= 2^10) and are checked at the
+one place each size enters:
+
+* numbers in a vocabulary (``Vocabulary``: every model has one; a number is one row of the
+  embedding and of the output logits) - :data:`MAX_NUMBERS`;
+* positions of a model (``Model.max_len``, and the instance length a ``run`` model is built
+  for) - :data:`MAX_LEN`;
+* weight entries of a model file, counted in the file's header before any tensor is read
+  (each int64 limb becomes a Python int on loading) - :data:`MAX_FILE_ENTRIES`;
+* digits of one number in JSON input (a 4300-digit integer is refused by Python itself, and
+  nothing here needs more than a few) - :data:`MAX_JSON_DIGITS`.
+
+Measured (notes/reliability.md): ``run index --model transformer`` at n = 3000 takes ~4 s and at
+n = 10^6 ~60 s and several GB, so 2^16 bounds a build to seconds-to-a-minute, not hours.
+"""
+from __future__ import annotations
+
+from .errors import ResourceError
+
+MAX_NUMBERS = 1 << 16
+MAX_LEN = 1 << 16
+MAX_FILE_ENTRIES = 1 << 27  # int64 limbs: 1 GiB on disk
+MAX_JSON_DIGITS = 100
+
+
+def require_numbers(count: int, what: str = "the vocabulary") -> int:
+    """Refuse a vocabulary of more than MAX_NUMBERS numbers (n up to about 2^16)."""
+    if count > MAX_NUMBERS:
+        raise ResourceError(
+            f"{what} would hold {count} numbers; this tool builds models with at most {MAX_NUMBERS} "
+            f"(n <= {MAX_NUMBERS}): a larger one needs more memory and time than a run should take; use a smaller n"
+        )
+    return count
+
+
+def require_length(length: int, what: str = "the model's position range") -> int:
+    """Refuse a sequence length (positions) beyond MAX_LEN."""
+    if length > MAX_LEN:
+        raise ResourceError(
+            f"{what} would be {length} positions; this tool builds models for at most {MAX_LEN}: "
+            "split the input or use a shorter instance"
+        )
+    return length
+
+
+def require_file_entries(count: int, what: str) -> int:
+    """Refuse a model file whose header declares more than MAX_FILE_ENTRIES weight limbs."""
+    if count > MAX_FILE_ENTRIES:
+        raise ResourceError(
+            f"{what} declares {count} weight limbs; this tool loads at most {MAX_FILE_ENTRIES} "
+            "(about 1 GiB of int64 data) - refused before reading them"
+        )
+    return count
