@@ -48,11 +48,23 @@ def require_length(length: int, what: str = "the model's position range") -> int
     return length
 
 
-def require_file_entries(count: int, what: str) -> int:
-    """Refuse a model file whose header declares more than MAX_FILE_ENTRIES weight limbs."""
+def require_n(n: object, what: str = "n") -> object:
+    """A builder's problem size n (vertices, numbers, cells) beyond MAX_NUMBERS is refused before
+    the builder runs (some derive their constants from n first, in floating point).  Anything
+    that is not an int is left to the builder's own type check."""
+    if isinstance(n, int) and not isinstance(n, bool) and n > MAX_NUMBERS:
+        raise ResourceError(
+            f"{what} = {n} is beyond this tool's size bound n <= {MAX_NUMBERS}: the model would need more "
+            "memory and time than a run should take; use a smaller n"
+        )
+    return n
+
+
+def require_weight_entries(count: int, what: str) -> int:
+    """Refuse a model (file or builder) of more than MAX_FILE_ENTRIES weight entries / limbs."""
     if count > MAX_FILE_ENTRIES:
         raise ResourceError(
-            f"{what} declares {count} weight limbs; this tool loads at most {MAX_FILE_ENTRIES} "
-            "(about 1 GiB of int64 data) - refused before reading them"
+            f"{what} would hold {count} weight entries; this tool works with at most {MAX_FILE_ENTRIES} "
+            "(about 1 GiB as int64) - refused before allocating them"
         )
     return count

@@ -28,7 +28,7 @@ import numpy as np
 from .errors import ModelFileError, ProofsCheckError
 from .json_text import parse_json
 from .layout import Layout
-from .limits import require_file_entries
+from .limits import require_weight_entries
 from .model import AttentionHead, FeedForward, LinearRNNLayer, Model, TransformerLayer
 from .numerics import Precision
 from .vocab import Vocabulary
@@ -225,7 +225,7 @@ def _read_file(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
                 if dtype != "I64":
                     raise ModelFileError(f"model file {path}: tensor {name!r} has dtype {dtype}; weights are int64 limbs (I64)")
                 entries += math.prod(f.get_slice(name).get_shape())
-            require_file_entries(entries, f"model file {path}")
+            require_weight_entries(entries, f"model file {path}")
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except ProofsCheckError:
         raise
