@@ -12,6 +12,8 @@ one place each size enters:
   for) - :data:`MAX_LEN`;
 * weight entries of a model file, counted in the file's header before any tensor is read
   (each int64 limb becomes a Python int on loading) - :data:`MAX_FILE_ENTRIES`;
+* steps of a Turing-machine run (``run tm``'s max_steps; each step is at least one token of the
+  chain) - :data:`MAX_LEN`;
 * digits of one number in JSON input (a 4300-digit integer is refused by Python itself, and
   nothing here needs more than a few) - :data:`MAX_JSON_DIGITS`.
 
@@ -58,6 +60,17 @@ def require_n(n: object, what: str = "n") -> object:
             "memory and time than a run should take; use a smaller n"
         )
     return n
+
+
+def require_steps(steps: int, what: str = "max_steps") -> int:
+    """A step bound T beyond MAX_LEN: every step writes at least one token of the chain of
+    thought, so the model's position range would exceed MAX_LEN."""
+    if steps > MAX_LEN:
+        raise ResourceError(
+            f"{what} = {steps} steps: each step is at least one generated token, and this tool decodes at most "
+            f"{MAX_LEN} positions; give a bound <= {MAX_LEN}"
+        )
+    return steps
 
 
 def require_weight_entries(count: int, what: str) -> int:
