@@ -14,19 +14,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
-from constructions.errors import ProofsCheckError
+from constructions.errors import InputError, ProofsCheckError
 
 
 def _refuse(path: Path, exc: OSError) -> ProofsCheckError:
     return ProofsCheckError(f"cannot write {path}: {exc.strerror or exc}; choose another output path")
 
 
+def check_target(path: str | os.PathLike) -> Path:
+    """The one check of an output path before any work: no NUL character, an existing folder,
+    not a directory itself (names too long and the like are refused with the system's reason)."""
+    text = os.fspath(path)
+    if not text or "\x00" in text:
+        raise InputError(f"the output path {text!r} is empty or holds a NUL character; give a file name")
+    path = Path(text)
+    try:
+        if not path.parent.is_dir():
+            raise InputError(f"the folder {path.parent} does not exist; create it or choose another output path")
+        if path.is_dir():
+            raise InputError(f"cannot write {path}: it is a directory; give a file name")
+    except OSError as exc:
+        raise _refuse(path, exc) from None
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path (not yet created) to write; renamed to ``path`` when the block ends without an exception."""
-    path = Path(path)
-    if path.is_dir():
-        raise ProofsCheckError(f"cannot write {path}: it is a directory; give a file name")
+    path = check_target(path)
     # a fresh name beside the target (same file system, so the rename is atomic); the writer
     # creates it with the usual permissions (tempfile.mkstemp would make it 0600)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -36,7 +51,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         raise _refuse(path, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the folder itself is unusable (e.g. /dev/null/x): nothing was created
+            pass
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from constructions.errors import InputError
 from constructions.vocab import detokenize
 
 from .algorithms import algorithm2, cot_algorithm1
-from .atomic_files import atomic_text
+from .atomic_files import atomic_text, check_target
 from .graphs import YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree, shuffle_edges
 from .lower_bounds import figure3_graph
 
@@ -86,9 +86,7 @@ def write_istree_data(n: int, count: int, fmt: str, seed: int, path: str | Path,
         raise InputError(f"--count must be a whole number >= 0, got {count!r}")
     rng = random.Random(seed)
     yes = 0
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise InputError(f"the folder {path.parent} does not exist; create it or choose another --out")
+    path = check_target(path)  # before any sampling: a bad --out is refused up front
     with atomic_text(path) as fh:  # a crash half-way leaves no partial file
         for i in range(count):
             want_tree = i % 2 == 0
