@@ -240,3 +240,13 @@ def test_a_pickle_is_refused_and_never_executed(tmp_path):
     for blob in (pickle.dumps(_Payload(str(marker))), pickle.dumps({"w": _Payload(str(marker))}, protocol=2)):
         assert_refused(blob, "not a readable safetensors file")
         assert not marker.exists()
+
+
+def test_a_limb_of_int64_min_is_refused_as_out_of_range():
+    """np.abs(-2^63) is -2^63 in int64, so a max(|limb|) test let this limb through."""
+    data, _ = original()
+    header, body = split(data)
+    header["__metadata__"].pop("proofs_check.sha256")
+    start = header["unembed"]["data_offsets"][0]
+    body = body[:start] + struct.pack("<q", -(1 << 63)) + body[start + 8 :]
+    assert_refused(join(header, body), "holds a limb outside")
