@@ -14,6 +14,7 @@ one place each size enters:
   (each int64 limb becomes a Python int on loading) - :data:`MAX_FILE_ENTRIES`;
 * steps of a Turing-machine run (``run tm``'s max_steps; each step is at least one token of the
   chain) - :data:`MAX_LEN`;
+* the size of a data file (``data istree``: --count x --n) - :data:`MAX_DATA_VERTICES`;
 * digits of one number in JSON input (a 4300-digit integer is refused by Python itself, and
   nothing here needs more than a few) - :data:`MAX_JSON_DIGITS`.
 
@@ -28,6 +29,7 @@ MAX_NUMBERS = 1 << 16
 MAX_LEN = 1 << 16
 MAX_FILE_ENTRIES = 1 << 27  # int64 limbs: 1 GiB on disk
 MAX_JSON_DIGITS = 100
+MAX_DATA_VERTICES = 1 << 28  # data files: records x vertices (a record is a few bytes per vertex)
 
 
 def require_numbers(count: int, what: str = "the vocabulary") -> int:
@@ -60,6 +62,17 @@ def require_n(n: object, what: str = "n") -> object:
             "memory and time than a run should take; use a smaller n"
         )
     return n
+
+
+def require_data_size(count: int, n: int) -> None:
+    """A data file of ``count`` graphs on ``n`` vertices: n within MAX_NUMBERS, and count * n within
+    MAX_DATA_VERTICES (some GB of JSONL), refused before sampling the first graph."""
+    require_n(n, "--n")
+    if count * n > MAX_DATA_VERTICES:
+        raise ResourceError(
+            f"{count} graphs on {n} vertices would be {count * n} vertex records, several bytes each; this tool "
+            f"writes at most {MAX_DATA_VERTICES} per file: lower --count or --n, or write several files"
+        )
 
 
 def require_steps(steps: int, what: str = "max_steps") -> int:

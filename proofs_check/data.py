@@ -29,6 +29,7 @@ import random
 from pathlib import Path
 
 from constructions.errors import InputError
+from constructions.limits import require_data_size
 from constructions.vocab import detokenize
 
 from .algorithms import algorithm2, cot_algorithm1
@@ -84,6 +85,7 @@ def write_istree_data(n: int, count: int, fmt: str, seed: int, path: str | Path,
         raise InputError(f"--n must be at least 4 (the Figure-3 family needs k in [n-3]; non-trees with n-1 edges need n >= 4), got {n!r}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InputError(f"--count must be a whole number >= 0, got {count!r}")
+    require_data_size(count, n)
     rng = random.Random(seed)
     yes = 0
     path = check_target(path)  # before any sampling: a bad --out is refused up front

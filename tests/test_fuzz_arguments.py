@@ -125,3 +125,25 @@ def test_bad_p_and_n_are_refused_quickly(flag, value):
         elapsed = time.perf_counter() - start
         assert_clean(run, bad=1)
         assert elapsed < 20, (argv, elapsed)  # refused up front (a build at n = 10^6 takes minutes)
+
+
+@pytest.mark.parametrize("key", ["n", "p"])
+@pytest.mark.parametrize("junk", ["abc", "1/2", "-1", "0", "true", "2.5", "1" * 5000])
+def test_every_catalog_model_refuses_junk_parameters(key, junk):
+    """``--param KEY=VALUE`` reaches each builder as an int, a Fraction, a bool or a string."""
+    from proofs_check import catalog
+
+    for name in catalog.names():
+        start = time.perf_counter()
+        run = run_cli(["inspect", name, "--param", f"{key}={junk}"])
+        assert_clean(run)
+        assert time.perf_counter() - start < 20, name
+
+
+def test_data_refuses_sizes_beyond_the_bound_before_writing(tmp_path):
+    out = tmp_path / "d.jsonl"
+    for n, count in ((10**6, 1), (5, 10**12)):
+        start = time.perf_counter()
+        run = run_cli(["data", "istree", "--n", str(n), "--count", str(count), "--format", "cot", "--out", str(out)])
+        assert_clean(run, bad=1)
+        assert time.perf_counter() - start < 20 and not out.exists()
