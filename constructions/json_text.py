@@ -36,6 +36,8 @@ def _parse_constant(name: str) -> Any:
 
 def parse_json(text: str, error: type[ProofsCheckError] = InputError, what: str = "the input") -> Any:
     """``json.loads(text)``, every failure raised as ``error`` naming ``what`` and the fault."""
+    if text.startswith("\ufeff"):  # a BOM, as decode_utf8 drops from bytes
+        text = text[1:]
     try:
         return json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
     except _Refused as exc:
