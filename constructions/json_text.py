@@ -2,7 +2,8 @@
 
 ``json.loads`` alone raises more than :class:`json.JSONDecodeError` on hostile input: a
 RecursionError for deeply nested arrays, a plain ValueError for an integer of more than 4300
-digits, and it accepts the non-JSON constants NaN and Infinity.  :func:`parse_json` turns every
+digits; and it accepts the non-JSON constants NaN and Infinity and strings holding lone
+surrogates (``"\\udcff"``), which later crash any UTF-8 output of them.  :func:`parse_json` turns every
 one of these into the caller's :class:`~constructions.errors.ProofsCheckError` subclass with a
 message that says what is wrong; :func:`decode_utf8` does the same for bytes that are not UTF-8.
 Used for JSONL / ``--instance`` input (proofs_check.run_command), model-file headers
@@ -39,7 +40,15 @@ def parse_json(text: str, error: type[ProofsCheckError] = InputError, what: str 
     if text.startswith("\ufeff"):  # a BOM, as decode_utf8 drops from bytes
         text = text[1:]
     try:
-        return json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+        value = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # every string is Unicode text
+        return value
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("utf-8", "backslashreplace").decode("ascii")
+        raise error(
+            f"{what} holds a string with a lone surrogate ({bad}), which is not Unicode text; "
+            "write the text in UTF-8 without \\ud800-\\udfff escapes"
+        ) from None
     except _Refused as exc:
         raise error(f"{what} holds {exc}") from None
     except json.JSONDecodeError as exc:

@@ -47,7 +47,7 @@ def edge_text(draw) -> str:
     joiner = draw(st.sampled_from(["-", "-", "-", "~", "--", "- "]))
     body = "".join(f"{u}{joiner}{v}" + draw(SEP) for u, v in edges)
     head = draw(st.sampled_from(["", "", "n=5: ", "n=3:", "n=0: ", "n=-2: ", "n=²: ", "n=9", "n= 4 : ", "n=100000000: "]))
-    noise = draw(st.sampled_from(["", "", "", "\x00", "\u200b", "é", "1-2 3"]))
+    noise = draw(st.sampled_from(["", "", "", "\x00", "\u200b", "é", "1-2 3", "\udcff"]))
     return head + body + noise
 
 
@@ -69,7 +69,8 @@ def test_fuzz_edges_text(text):
 # ---- --tokens -------------------------------------------------------------------------------
 
 WORD = st.one_of(st.sampled_from(PAPER_SPECIALS), st.integers(-2, 5).map(str),
-                 st.sampled_from(["²", "١", "３", "1.0", "1e3", "<S>", "yes", "~~", "99999999999999999999", "0x1"]))
+                 st.sampled_from(["²", "١", "３", "1.0", "1e3", "<S>", "yes", "~~", "99999999999999999999", "0x1",
+                                  "\udcff"]))  # a lone surrogate: what Python makes of a non-UTF-8 byte in argv
 SPACE = st.sampled_from([" ", "  ", "\t", "\n", "\u00a0", "\u3000"])
 
 
@@ -128,7 +129,7 @@ def test_bad_p_and_n_are_refused_quickly(flag, value):
 
 
 @pytest.mark.parametrize("key", ["n", "p"])
-@pytest.mark.parametrize("junk", ["abc", "1/2", "-1", "0", "true", "2.5", "1" * 5000])
+@pytest.mark.parametrize("junk", ["abc", "1/2", "-1", "0", "true", "2.5", "1" * 5000, "\udcff"])
 def test_every_catalog_model_refuses_junk_parameters(key, junk):
     """``--param KEY=VALUE`` reaches each builder as an int, a Fraction, a bool or a string."""
     from proofs_check import catalog
@@ -147,3 +148,18 @@ def test_data_refuses_sizes_beyond_the_bound_before_writing(tmp_path):
         run = run_cli(["data", "istree", "--n", str(n), "--count", str(count), "--format", "cot", "--out", str(out)])
         assert_clean(run, bad=1)
         assert time.perf_counter() - start < 20 and not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["inspect", "index-transformer", "--n", "2", "--matrix", "\udcff*"],
+    ["inspect", "index-transformer", "--param", "\udcff=1"],
+    ["run-model", "index-transformer", "--n", "2", "--tokens", "<s> 1 1", "--answers", "\udcff"],
+    ["inspect", "\udcff"],
+    ["inspect", "/nonexistent/\udcff.safetensors"],
+    ["run", "index", "--model", "transformer", "--input", "/nonexistent/\udcff.jsonl"],
+    ["verify", "--only", "\udcff"],
+])
+def test_non_utf8_bytes_in_any_argument_are_one_error_line(argv):
+    run = run_cli(argv)
+    assert_clean(run)
+    assert len(run.err_lines) <= 1

@@ -201,6 +201,7 @@ def test_rewritten_model_header(name):
     ('{"version": 1' + "0" * 5000 + "}", "digits"),
     ("not json", "not valid JSON"),
     ("[1, 2]", "JSON object"),
+    ('{"format": "proofs-check-model", "version": 1, "arch": "\\udcff"}', "lone surrogate"),
 ])
 def test_hostile_model_header_text(raw, fragment):
     assert_refused(with_model_header(lambda h: None, raw=raw), fragment)
