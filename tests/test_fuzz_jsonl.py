@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 
-from hypothesis import given, strategies as st
+from hypothesis import event, given, strategies as st
 
 from fuzz_support import CliRun, assert_clean, examples, run_cli
 
@@ -115,7 +115,8 @@ def _keys_wrong(task: str) -> st.SearchStrategy[bytes]:
     return st.builds(spoil, good_instance(task), st.sampled_from(hows), st.text(max_size=3))
 
 
-def bad_line(task: str) -> st.SearchStrategy[tuple[str, bytes, None]]:
+def bad_line(task: str) -> st.SearchStrategy[tuple[str, bytes, str]]:
+    """('bad', the line's bytes, its kind)."""
     junk = st.binary(max_size=40).map(lambda b: b"\x00" + b.replace(b"\n", b"?"))
     not_utf8 = st.tuples(good_line(task), st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf8\x88"]),
                          st.integers(0, 200)).map(lambda t: t[0][1][: t[2]] + t[1] + t[0][1][t[2]:])
@@ -125,14 +126,21 @@ def bad_line(task: str) -> st.SearchStrategy[tuple[str, bytes, None]]:
     huge_int = st.integers(101, 6000).map(lambda k: b'{"tokens": [1], "query": 1' + b"0" * k + b"}")
     truncated = good_instance(task).map(lambda i: json.dumps(i).encode()).flatmap(
         lambda b: st.integers(1, len(b) - 1).map(lambda k: b[:k]))  # a proper prefix of an object
-    kinds = st.one_of(junk, not_utf8, deep, constants, huge_int, truncated, _wrong_field(task), _keys_wrong(task))
-    return kinds.map(lambda b: ("bad", b, None))
+    named = {"binary junk": junk, "not UTF-8": not_utf8, "deep nesting": deep, "NaN/Infinity": constants,
+             "huge integer": huge_int, "truncated JSON": truncated, "wrong field": _wrong_field(task),
+             "wrong keys or n": _keys_wrong(task)}
+    return st.one_of(*(s.map(lambda b, k=k: ("bad", b, k)) for k, s in named.items()))
+
+
+def any_line(task: str) -> st.SearchStrategy:
+    """Good or bad with even odds (st.one_of would flatten the bad kinds and favour them 8:1)."""
+    return st.booleans().flatmap(lambda good: good_line(task) if good else bad_line(task))
 
 
 @st.composite
 def jsonl_file(draw, task: str) -> tuple[bytes, list[tuple[str, bytes, dict | None]]]:
-    """(file bytes, the non-blank lines in order as (kind, bytes, instance))."""
-    lines = draw(st.lists(st.one_of(good_line(task), bad_line(task)), min_size=1, max_size=5))
+    """(file bytes, the non-blank lines in order as ('good', bytes, instance) or ('bad', bytes, kind))."""
+    lines = draw(st.lists(any_line(task), min_size=1, max_size=5))
     goods = [ln for ln in lines if ln[0] == "good"]
     if len(goods) > 3:  # keep the model runs few
         lines = [ln for ln in lines if ln[0] == "bad"] + goods[:3]
@@ -171,8 +179,10 @@ def check_mixed_run(run: CliRun, task: str, model: str, lines) -> None:
     assert len(records) == len(lines), run.out
     for k, (rec, (kind, raw, inst)) in enumerate(zip(records, lines), 1):
         if kind == "bad":
+            event(f"bad line: {inst}")
             assert rec.get("instance") == k and "error" in rec, (rec, raw)
         else:
+            event("good line")
             assert rec == alone(task, model, inst), (rec, inst)
 
 
@@ -207,7 +217,7 @@ def test_fuzz_instance_argument(data):
     """--instance TEXT: a bad one is one error line; a good one is the reference answer.  The
     text may hold lone surrogates (what Python makes of non-UTF-8 bytes in argv)."""
     task = data.draw(st.sampled_from(TASKS), label="task")
-    kind, raw, inst = data.draw(st.one_of(good_line(task), bad_line(task)), label="line")
+    kind, raw, inst = data.draw(any_line(task), label="line")
     text = raw.decode("utf-8", "surrogateescape")
     run = run_cli(["run", task, "--model", "transformer", "--instance", text, "--json"])
     if kind == "bad":
