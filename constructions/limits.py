@@ -23,7 +23,7 @@ n = 10^6 ~60 s and several GB, so 2^16 bounds a build to seconds-to-a-minute, no
 """
 from __future__ import annotations
 
-from .errors import ResourceError
+from .errors import InputError, ResourceError
 
 MAX_NUMBERS = 1 << 16
 MAX_LEN = 1 << 16
@@ -53,10 +53,14 @@ def require_length(length: int, what: str = "the model's position range") -> int
 
 
 def require_n(n: object, what: str = "n") -> object:
-    """A builder's problem size n (vertices, numbers, cells) beyond MAX_NUMBERS is refused before
-    the builder runs (some derive their constants from n first, in floating point).  Anything
-    that is not an int is left to the builder's own type check."""
-    if isinstance(n, int) and not isinstance(n, bool) and n > MAX_NUMBERS:
+    """A builder's problem size n (vertices, numbers, cells): None (the builder's default) or a
+    whole number, and at most MAX_NUMBERS - refused before the builder runs (some derive their
+    constants from n first, in floating point, or compare it with ints)."""
+    if n is None:
+        return n
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise InputError(f"{what} must be a whole number, got {n!r}")
+    if n > MAX_NUMBERS:
         raise ResourceError(
             f"{what} = {n} is beyond this tool's size bound n <= {MAX_NUMBERS}: the model would need more "
             "memory and time than a run should take; use a smaller n"

@@ -228,6 +228,8 @@ def parse_instance(data: Any) -> tuple[Machine, list[int], int | None]:
 
 def time_bound(n: int, exponent: int) -> int:
     """The T in TIME(n^A) of Theorem 5.4 read as a step bound: max(n, 2)^A."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise MachineError(f"the input length n must be a whole number >= 0, got {n!r}")
     if isinstance(exponent, bool) or not isinstance(exponent, int) or exponent < 1:
         raise MachineError(f"the time exponent A must be a positive integer, got {exponent!r}")
     return max(n, 2) ** exponent
