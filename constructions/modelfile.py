@@ -236,6 +236,23 @@ def _read_file(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     return metadata, tensors
 
 
+def _check_metadata_keys(path: Path, metadata: dict[str, str]) -> None:
+    """Refuse a metadata key that is a corrupted form of this format's keys (our namespace, or
+    the same length as a known key with at most 3 characters changed): a flipped byte in
+    ``proofs_check.sha256`` would otherwise turn the digest off silently, and a second flip
+    in a weight would then load a different model.  Other keys (other tools' metadata) pass."""
+    for key in metadata:
+        if key in (HEADER_KEY, DIGEST_KEY):
+            continue
+        for known in (HEADER_KEY, DIGEST_KEY):
+            near = len(key) == len(known) and sum(a != b for a, b in zip(key, known)) <= 3
+            if near or key.startswith("proofs_check."):
+                raise ModelFileError(
+                    f"model file {path} is corrupt: its metadata key {key!r} is not one this format defines "
+                    f"(a damaged {known!r}?); rewrite the file with save_model"
+                )
+
+
 def load_model(path: str | os.PathLike) -> Model:
     """Read and fully validate a model file; raise ModelFileError on any inconsistency."""
     path = Path(path)
@@ -243,6 +260,7 @@ def load_model(path: str | os.PathLike) -> Model:
     if HEADER_KEY not in metadata:
         raise ModelFileError(f"{path} is a safetensors file but not a {FORMAT_NAME} file (no {HEADER_KEY!r} metadata)")
     header_json = metadata[HEADER_KEY]
+    _check_metadata_keys(path, metadata)
     if DIGEST_KEY in metadata and digest(header_json, tensors) != metadata[DIGEST_KEY]:
         raise ModelFileError(f"model file {path} is corrupt: its SHA-256 digest does not match its contents")
     header = parse_json(header_json, ModelFileError, f"model file {path}: the {HEADER_KEY!r} metadata")

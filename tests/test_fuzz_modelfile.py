@@ -251,3 +251,18 @@ def test_a_limb_of_int64_min_is_refused_as_out_of_range():
     start = header["unembed"]["data_offsets"][0]
     body = body[:start] + struct.pack("<q", -(1 << 63)) + body[start + 8 :]
     assert_refused(join(header, body), "holds a limb outside")
+
+
+def test_a_flipped_digest_key_does_not_switch_the_digest_off():
+    """Found at the thorough profile: flipping 'p' of 'proofs_check.sha256' made the digest
+    optional-and-absent, so a second flip (here in a name, as well in a weight) loaded a
+    different model."""
+    data, _ = original()
+    key = b"proofs_check.sha256"
+    at = data.index(key)
+    for pos, mask in ((at, 1), (at + len(key) - 1, 2), (at + 5, 0x20)):
+        mutated = bytearray(data)
+        mutated[pos] ^= mask
+        (length,) = struct.unpack("<Q", data[:8])
+        mutated[8 + length] ^= 1  # and a weight changed by one step: only the digest can see that
+        assert_refused(bytes(mutated), "metadata key")
