@@ -42,6 +42,11 @@ class MachineError(InputError):
     input outside the alphabet, no step limit for a machine that cannot halt)."""
 
 
+class ResourceError(ProofsCheckError):
+    """A model or input would need more memory or time than this tool agrees to spend (see
+    constructions.limits); refused before the work starts."""
+
+
 class EvaluatorError(ProofsCheckError):
     """The chosen evaluator cannot represent this model exactly (e.g. too many bits)."""
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import TokenError, WeightError
 from .layout import Layout
+from .limits import require_length
 from .numerics import Precision
 from .vocab import Vocabulary
 
@@ -167,6 +168,7 @@ class Model:
             raise WeightError(f"unknown architecture {self.arch!r}")
         if not isinstance(self.max_len, int) or self.max_len < 1:
             raise WeightError("max_len must be a positive integer")
+        require_length(self.max_len)
         for li, layer in enumerate(self.layers, start=1):
             for name, mat in self.named_weights(li, layer).items():
                 _check_matrix(prec, f"{name}", mat)

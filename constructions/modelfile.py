@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelFileError, ProofsCheckError
+from .json_text import parse_json
 from .layout import Layout
+from .limits import require_weight_entries
 from .model import AttentionHead, FeedForward, LinearRNNLayer, Model, TransformerLayer
 from .numerics import Precision
 from .vocab import Vocabulary
@@ -74,7 +76,7 @@ def from_limbs(limbs: np.ndarray, what: str) -> np.ndarray:
     """int64 limbs (L, *shape) -> object array of Python ints; checks the limb invariants."""
     if limbs.ndim < 1 or limbs.shape[0] < 1:
         raise ModelFileError(f"tensor {what!r} has shape {limbs.shape}: the first axis counts limbs and must be >= 1")
-    if limbs.size and int(np.abs(limbs).max()) > LIMB_MAX:
+    if limbs.size and (int(limbs.max()) > LIMB_MAX or int(limbs.min()) < -LIMB_MAX):  # np.abs(-2^63) < 0
         raise ModelFileError(f"tensor {what!r} holds a limb outside [-(2^31 - 1), 2^31 - 1]; limbs are 31-bit")
     if limbs.size and (np.any(limbs > 0, axis=0) & np.any(limbs < 0, axis=0)).any():
         raise ModelFileError(
@@ -217,19 +219,38 @@ def _read_file(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
-            tensors = {}
-            for name in f.keys():
+            entries = 0
+            for name in f.keys():  # dtypes and sizes from the header, before any tensor is read
                 dtype = f.get_slice(name).get_dtype()
                 if dtype != "I64":
                     raise ModelFileError(f"model file {path}: tensor {name!r} has dtype {dtype}; weights are int64 limbs (I64)")
-                tensors[name] = f.get_tensor(name)
-    except ModelFileError:
+                entries += math.prod(f.get_slice(name).get_shape())
+            require_weight_entries(entries, f"model file {path}")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except ProofsCheckError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise ModelFileError(
             f"model file {path} is not a readable safetensors file (truncated or corrupt?): {exc}"
         ) from exc
     return metadata, tensors
+
+
+def _check_metadata_keys(path: Path, metadata: dict[str, str]) -> None:
+    """Refuse a metadata key that is a corrupted form of this format's keys (our namespace, or
+    the same length as a known key with at most 3 characters changed): a flipped byte in
+    ``proofs_check.sha256`` would otherwise turn the digest off silently, and a second flip
+    in a weight would then load a different model.  Other keys (other tools' metadata) pass."""
+    for key in metadata:
+        if key in (HEADER_KEY, DIGEST_KEY):
+            continue
+        for known in (HEADER_KEY, DIGEST_KEY):
+            near = len(key) == len(known) and sum(a != b for a, b in zip(key, known)) <= 3
+            if near or key.startswith("proofs_check."):
+                raise ModelFileError(
+                    f"model file {path} is corrupt: its metadata key {key!r} is not one this format defines "
+                    f"(a damaged {known!r}?); rewrite the file with save_model"
+                )
 
 
 def load_model(path: str | os.PathLike) -> Model:
@@ -239,12 +260,10 @@ def load_model(path: str | os.PathLike) -> Model:
     if HEADER_KEY not in metadata:
         raise ModelFileError(f"{path} is a safetensors file but not a {FORMAT_NAME} file (no {HEADER_KEY!r} metadata)")
     header_json = metadata[HEADER_KEY]
+    _check_metadata_keys(path, metadata)
     if DIGEST_KEY in metadata and digest(header_json, tensors) != metadata[DIGEST_KEY]:
         raise ModelFileError(f"model file {path} is corrupt: its SHA-256 digest does not match its contents")
-    try:
-        header = json.loads(header_json)
-    except ValueError as exc:
-        raise ModelFileError(f"model file {path}: the {HEADER_KEY!r} metadata is not valid JSON: {exc}") from exc
+    header = parse_json(header_json, ModelFileError, f"model file {path}: the {HEADER_KEY!r} metadata")
     if not isinstance(header, dict):
         raise ModelFileError(f"model file {path}: the {HEADER_KEY!r} metadata must be a JSON object")
     if header.get("format") != FORMAT_NAME:

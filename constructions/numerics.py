@@ -46,13 +46,13 @@ def check_p(p: int) -> int:
         raise PrecisionError(f"p must be an odd integer >= 3, got {p!r}")
     if p < 3:
         raise PrecisionError(f"p = {p} is too small: R_p needs p >= 3 (a sign bit and p - 1 magnitude bits)")
+    if p > MAX_P:  # before the parity test, which would suggest p + 1 > MAX_P
+        raise PrecisionError(f"p = {p} is larger than this tool supports ({MAX_P}); use an odd p <= {MAX_P}")
     if p % 2 == 0:
         raise PrecisionError(
             f"p = {p} is even: the paper's R_p (Appendix A.2) has (p-1)/2 integer and (p-1)/2 "
             f"fractional bits, so p must be odd; try p = {p + 1}"
         )
-    if p > MAX_P:
-        raise PrecisionError(f"p = {p} is larger than this tool supports ({MAX_P})")
     return p
 
 

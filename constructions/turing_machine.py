@@ -27,12 +27,12 @@ Conventions fixed here (the proof leaves them open):
 """
 from __future__ import annotations
 
-import json
 import string
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .errors import MachineError
+from .json_text import parse_json
 
 HALT = 0
 HALT_LETTER = "Z"
@@ -210,10 +210,7 @@ def parse_instance(data: Any) -> tuple[Machine, list[int], int | None]:
     """``{"machine": "1RB1LB_1LA1RZ", "input": [1, 0, 1], "max_steps": 100}`` (input and
     max_steps optional) -> (machine, input cells, max_steps or None)."""
     if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise MachineError(f"not valid JSON: {exc}") from None
+        data = parse_json(data, MachineError, "the Turing-machine instance")
     if not isinstance(data, dict):
         raise MachineError('a Turing-machine instance is a JSON object {"machine": "...", "input": [...]}')
     unknown = sorted(set(data) - {"machine", "input", "max_steps"})
@@ -231,6 +228,8 @@ def parse_instance(data: Any) -> tuple[Machine, list[int], int | None]:
 
 def time_bound(n: int, exponent: int) -> int:
     """The T in TIME(n^A) of Theorem 5.4 read as a step bound: max(n, 2)^A."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise MachineError(f"the input length n must be a whole number >= 0, got {n!r}")
     if isinstance(exponent, bool) or not isinstance(exponent, int) or exponent < 1:
         raise MachineError(f"the time exponent A must be a positive integer, got {exponent!r}")
     return max(n, 2) ** exponent

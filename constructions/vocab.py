@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence, Union
 
 from .errors import TokenError
+from .limits import require_numbers
 
 Token = Union[int, str]
 
@@ -24,7 +25,10 @@ PAPER_SPECIALS: tuple[str, ...] = ("<s>", "~", "YES", "NO", "<StartSearch>", "<E
 
 
 def _is_number_text(text: str) -> bool:
-    return text.isdigit() or (text.startswith("-") and text[1:].isdigit())
+    """A decimal number as Detokenize writes it: ASCII digits, optionally after '-' (``str.isdigit``
+    alone also takes '²' or Arabic-Indic digits, which ``int`` then refuses or reads differently)."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit()
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Vocabulary:
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < self.min_number:
             raise TokenError(f"vocabulary needs n >= {self.min_number}, got {self.n!r}")
+        require_numbers(self.n - self.min_number + 1)
         if tuple(self.specials[: len(PAPER_SPECIALS)]) != PAPER_SPECIALS[: len(self.specials)]:
             raise TokenError(
                 f"the paper's special tokens must come first and in order {PAPER_SPECIALS}; got {self.specials}"

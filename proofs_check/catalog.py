@@ -16,6 +16,7 @@ from typing import Callable
 
 from constructions.errors import PrecisionError, ProofsCheckError
 from constructions.layout import LayoutBuilder
+from constructions.limits import require_n, require_weight_entries
 from constructions.model import AttentionHead, FeedForward, LinearRNNLayer, Model, TransformerLayer, zeros
 from constructions.numerics import Precision
 from constructions.vocab import Vocabulary
@@ -86,6 +87,7 @@ def random_model(
     scratch = lb.alloc_many(f"x{i}" for i in range(1, extra_dims + 1))
     layout = lb.build()
     d = layout.d
+    require_weight_entries(max(layers, 1) * (heads * (2 * key_dim + d) + 3 * width + 2 * d) * d, "random-transformer")
     writable = set(layout.indices(scratch))
     keep = float(Fraction(density))
 
@@ -199,6 +201,7 @@ def build(name: str, **params) -> Model:
         sig.bind(**params)
     except TypeError as exc:
         raise ProofsCheckError(f"{exc}; the catalog model is {describe(name)}") from None
+    require_n(params.get("n"), f"{name}: n")
     model = builder(**params)
     if not isinstance(model, Model):
         raise RuntimeError(f"catalog builder {name!r} returned {type(model).__name__}, not a Model")

@@ -29,9 +29,11 @@ import random
 from pathlib import Path
 
 from constructions.errors import InputError
+from constructions.limits import require_data_size
 from constructions.vocab import detokenize
 
 from .algorithms import algorithm2, cot_algorithm1
+from .atomic_files import atomic_text, check_target
 from .graphs import YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree, shuffle_edges
 from .lower_bounds import figure3_graph
 
@@ -83,12 +85,11 @@ def write_istree_data(n: int, count: int, fmt: str, seed: int, path: str | Path,
         raise InputError(f"--n must be at least 4 (the Figure-3 family needs k in [n-3]; non-trees with n-1 edges need n >= 4), got {n!r}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InputError(f"--count must be a whole number >= 0, got {count!r}")
+    require_data_size(count, n)
     rng = random.Random(seed)
     yes = 0
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise InputError(f"the folder {path.parent} does not exist; create it or choose another --out")
-    with open(path, "w", encoding="utf-8") as fh:
+    path = check_target(path)  # before any sampling: a bad --out is refused up front
+    with atomic_text(path) as fh:  # a crash half-way leaves no partial file
         for i in range(count):
             want_tree = i % 2 == 0
             g = sample_graph(rng, n, want_tree, family)

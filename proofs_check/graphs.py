@@ -32,6 +32,12 @@ BOS, EDGE = "<s>", "~"
 YES, NO = "YES", "NO"
 
 
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes '²' (which ``int`` refuses) and other scripts'
+    digits, and ``int`` takes '1_000'; a vertex is written in plain decimal."""
+    return text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True)
 class Graph:
     """An undirected simple graph on vertices 1..n with an ordered edge list (as given)."""
@@ -83,17 +89,16 @@ class Graph:
             head, sep, body = body.partition(":")
             if not sep:
                 raise InputError("write the vertex count as 'n=6: 1-5 2-6' (colon after n)")
-            try:
-                n_text = int(head[2:].strip())
-            except ValueError:
-                raise InputError(f"cannot read the vertex count in {head!r}; write e.g. 'n=6: 1-5 2-6'") from None
+            if not _is_decimal(head[2:].strip()):
+                raise InputError(f"cannot read the vertex count in {head!r}; write e.g. 'n=6: 1-5 2-6'")
+            n_text = int(head[2:].strip())
             if n is not None and n != n_text:
                 raise InputError(f"the text says n={n_text} but n={n} was given")
             n = n_text
         edges = []
         for word in body.replace(",", " ").split():
             parts = word.split("-")
-            if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            if len(parts) != 2 or not all(_is_decimal(p) for p in parts):
                 raise InputError(f"cannot read edge {word!r}: write an edge as two vertex numbers joined by '-', e.g. 1-5")
             edges.append((int(parts[0]), int(parts[1])))
         return Graph.make(n, edges)

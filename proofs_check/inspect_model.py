@@ -27,6 +27,7 @@ import numpy as np
 
 from constructions.errors import ProofsCheckError
 from constructions.model import LinearRNNLayer, Model, TransformerLayer
+from . import atomic_files
 
 EXPORT_FORMAT = "proofs-check-inspect"
 EXPORT_VERSION = 1
@@ -361,12 +362,7 @@ def export(model: Model) -> dict[str, Any]:
 
 
 def write_export(model: Model, path: str | Path) -> Path:
-    path = Path(path)
-    try:
-        path.write_text(json.dumps(export(model), indent=1) + "\n")
-    except OSError as exc:
-        raise ProofsCheckError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return atomic_files.write_text(path, json.dumps(export(model), indent=1) + "\n")
 
 
 # ---- heatmaps ------------------------------------------------------------------------------
@@ -412,9 +408,6 @@ def plot(model: Model, path: str | Path, matrices: Sequence[str] = (), show_all:
         fs = max(3, min(8, int(300 / max(len(rows), len(cols), 1))))
         ax.set_yticks(range(len(rows)), [m.rows[i] for i in rows], fontsize=fs)
         ax.set_xticks(range(len(cols)), [m.cols[j] for j in cols], fontsize=fs, rotation=90)
-    path = Path(path)
-    try:
-        fig.savefig(path, dpi=100, format="png")
-    except OSError as exc:
-        raise ProofsCheckError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    with atomic_files.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    return Path(path)

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from constructions.decode import DecodeResult, RegexOracle, chain_of_thought, retrieval_augmented
 from constructions.errors import InputError, ProofsCheckError
+from constructions.limits import require_n
 from constructions.model import Model
 
 from .graphs import NO, YES, Graph
@@ -76,6 +77,7 @@ def build_model(model: str, n: int, p: int | None, cache: ModelCache) -> tuple[M
     if model not in SPECS:
         raise InputError(f"task istree has no model {model!r}; choose one of {', '.join(MODELS)}")
     key = ("istree", model, n, p)
+    require_n(n, "the number of vertices n")
     if key not in cache.built:
         mod = _module(model)
         built = getattr(mod, SPECS[model].builder)(n, p)

@@ -61,6 +61,7 @@ from constructions.model import FeedForward, LinearRNNLayer, Model, TransformerL
 from constructions.numerics import Precision, div_round
 from constructions.vocab import Token
 
+from .atomic_files import write_text
 from .graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree, shuffle_edges
 from .lower_bounds import figure3_graph
 from .tasks import ARInstance, CGramInstance, CountingInstance, IndexInstance
@@ -861,8 +862,7 @@ def write_markdown(path: str, workers: int | None = None, seed: int = SEED) -> s
             + MIN_P_TEXT + min_p_markdown(prows) + "\n"
             + f"\n_Generated in {t1 - t0:.0f} s (formats) + {t2 - t1:.0f} s (minimal p)._\n")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_text(path, text)  # temporary file + rename: no partial table on a crash
     return text
 
 

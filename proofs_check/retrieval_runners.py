@@ -17,6 +17,7 @@ from typing import Any, Protocol, Sequence
 from constructions import retrieval_tasks as rt
 from constructions.decode import DecodeResult, RegexOracle, chain_of_thought, retrieval_augmented
 from constructions.errors import InputError
+from constructions.limits import require_length, require_n
 from constructions.model import Model
 from constructions.vocab import Token
 
@@ -45,9 +46,9 @@ def is_number_token(tok: Token) -> bool:
 def model_size_for(task: str, inst: Any, n: int | None = None) -> tuple[int, int, int]:
     """(n, c, max_len) of the model an instance needs: n = the instance's n (or the given one),
     max_len = the builder's default for n, or longer when the instance is longer."""
-    n = inst.n if n is None else n
+    n = require_n(inst.n if n is None else n)
     c = inst.c if task == "cgram" else 2
-    return n, c, max(rt.default_max_len(task, n, c), len(inst.tokens()))
+    return n, c, require_length(max(rt.default_max_len(task, n, c), len(inst.tokens())), "the instance's model")
 
 
 def decode(model: Model, prompt: Sequence[Token], evaluator, oracle: RegexOracle | None = None) -> DecodeResult:

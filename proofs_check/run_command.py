@@ -28,6 +28,8 @@ from typing import Any, Iterator
 
 from constructions.decode import RegexOracle
 from constructions.errors import InputError, ProofsCheckError
+from constructions.json_text import decode_utf8, parse_json
+from constructions.numerics import check_p
 from proofs_check.plugins import import_modules
 
 RUNNER_MODULES: tuple[str, ...] = (
@@ -77,35 +79,55 @@ def add_parser(subparsers) -> None:
 
 
 def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any]]:
-    """(1-based index, JSON object or parse error) for every instance given."""
+    """(1-based index, JSON object or the error that line gives) for every instance given."""
     from_args = runner.instances_from_args(args)
     if from_args is not None:
         yield from enumerate(from_args, 1)
         return
     if args.instance is not None:
         try:
-            yield 1, json.loads(args.instance)
-        except json.JSONDecodeError as exc:
-            yield 1, InputError(f"--instance is not valid JSON: {exc}")
+            yield 1, parse_json(args.instance, what="--instance")
+        except InputError as exc:
+            yield 1, exc
         return
     if args.input is None:
         raise InputError("give the instances with --input FILE.jsonl or --instance JSON")
-    if args.input == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        path = Path(args.input)
-        if not path.is_file():
-            raise InputError(f"input file {args.input} does not exist")
-        lines = path.read_text(encoding="utf-8").splitlines()
+    yield from _jsonl_instances(_input_bytes(args.input))
+
+
+def _input_bytes(name: str) -> bytes:
+    """The raw bytes of --input (a file, or '-' for stdin); decoding is per line."""
+    if name == "-":
+        stream = getattr(sys.stdin, "buffer", None)
+        return stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+    path = Path(name)
+    if not path.is_file():
+        raise InputError(f"input file {name} does not exist (or is not a regular file)")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read input file {name}: {exc.strerror or exc}") from None
+
+
+def _jsonl_instances(data: bytes) -> Iterator[tuple[int, Any]]:
+    """JSON Lines: one instance per b"\\n"-separated line (a trailing \\r and a leading BOM are
+    dropped, blank lines skipped); a line that is not UTF-8 or not JSON is that instance's error."""
     k = 0
-    for line in lines:
+    for raw in data.split(b"\n"):
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        try:
+            line = decode_utf8(raw, what="the line")
+        except InputError as exc:
+            k += 1
+            yield k, exc
+            continue
         if not line.strip():
             continue
         k += 1
         try:
-            yield k, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield k, InputError(f"line is not valid JSON: {exc}")
+            yield k, parse_json(line, what="the line")
+        except InputError as exc:
+            yield k, exc
 
 
 def _human(out: dict) -> str:
@@ -129,6 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"task {args.task} has no model {args.model!r}; choose one of {', '.join(runner.models)}")
     if args.n is not None and args.n < 1:
         raise InputError(f"--n must be a positive integer, got {args.n}")
+    if args.p is not None:
+        check_p(args.p)  # an even, tiny or enormous p is refused once, before any instance
     evaluator = make_evaluator(args.evaluator)
     cache = ModelCache()
     failures = 0

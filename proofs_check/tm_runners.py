@@ -38,6 +38,7 @@ from typing import Any
 
 from constructions.decode import RegexOracle, chain_of_thought, retrieval_augmented
 from constructions.errors import InputError, MachineError
+from constructions.limits import require_steps
 from constructions.turing_machine import parse_instance
 from constructions.model import Model
 
@@ -178,7 +179,7 @@ class TMRunner:
 
     def run(self, instance: TMInstance, model: str, n: int | None, p: int | None, evaluator, cache: ModelCache,
             oracle: RegexOracle) -> dict:
-        steps = instance.max_steps or self.max_steps or DEFAULT_MAX_STEPS
+        steps = require_steps(instance.max_steps or self.max_steps or DEFAULT_MAX_STEPS)
         built = build_model(model, instance.machine, len(instance.tape), steps, p, cache)
         result = decode_tm(model, built, instance.tape, evaluator, oracle)
         return run_record(model, built, result, len(instance.tape), steps)
