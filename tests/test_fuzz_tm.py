@@ -75,7 +75,7 @@ def check_record_or_not_built(line: str, record: dict | None, text: str, tape: l
 
 
 @examples(40)
-@given(machine_text(), TAPE, st.one_of(st.none(), st.integers(-2, 40)), st.sampled_from(MODELS))
+@given(machine_text(), TAPE, st.one_of(st.none(), st.integers(-2, 12)), st.sampled_from(MODELS))
 def test_fuzz_machine_and_tape_arguments(text, tape, max_steps, model):
     tape_text = " ".join(str(s) for s in tape)
     argv = ["run", "tm", "--model", model, f"--machine={text}", f"--input={tape_text}", "--json"]
@@ -101,7 +101,7 @@ def test_fuzz_machine_and_tape_arguments(text, tape, max_steps, model):
 
 
 @examples(20)
-@given(st.lists(st.tuples(machine_text(), TAPE, st.one_of(st.none(), st.integers(1, 30), st.just(0), st.just("5"))),
+@given(st.lists(st.tuples(machine_text(), TAPE, st.one_of(st.none(), st.integers(1, 12), st.just(0), st.just("5"))),
                 min_size=1, max_size=4), st.sampled_from(MODELS))
 def test_fuzz_tm_jsonl(instances, model):
     """One line per instance; each refused one names its own fault; non-halting machines
