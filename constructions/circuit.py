@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .errors import MachineError
+from .limits import require_gates
 from .vocab import Token
 
 KINDS = ("const1", "input", "state", "and", "xor")
@@ -145,7 +146,7 @@ def validate(c: Circuit) -> None:
                 raise MachineError(f"code {row} must be {c.input_coords} unsigned {c.input_width}-bit numbers")
     elif len(c.alphabet) > 2 ** c.input_width:
         raise MachineError(f"{c.input_width} input bits cannot code {len(c.alphabet)} tokens; give codes or widen the input")
-    k, p = c.state_bits, len(c.gates)
+    k, p = c.state_bits, require_gates(len(c.gates))
     if p < k + c.output_bits + k:
         raise MachineError(f"{p} gates cannot hold {k} state gates, {c.output_bits} output gates and {k} next-state gates")
     for i, g in enumerate(c.gates, start=1):
@@ -177,6 +178,8 @@ def circuit_from_json(data: Any) -> Circuit:
     if not isinstance(data, dict):
         raise MachineError("a circuit is a JSON object with input, state, output_bits, alphabet and gates")
     try:
+        if isinstance(data["gates"], list):
+            require_gates(len(data["gates"]))
         gates = tuple(_gate(g, i) for i, g in enumerate(data["gates"], start=1))
         codes = data.get("codes")
         return Circuit(

@@ -29,6 +29,7 @@ MAX_NUMBERS = 1 << 16
 MAX_LEN = 1 << 20  # positions cost nothing at build time; long chains (Thm 4.1 at n = 2^16, 10^5-token decodes) need them
 MAX_FILE_ENTRIES = 1 << 27  # int64 limbs: 1 GiB on disk
 MAX_JSON_DIGITS = 100
+MAX_GATES = 1 << 16  # a circuit's gates: one lookup row each in the Thm 4.8 Transformer
 MAX_DATA_VERTICES = 1 << 28  # data files: records x vertices (a record is a few bytes per vertex)
 
 
@@ -97,4 +98,12 @@ def require_weight_entries(count: int, what: str) -> int:
             f"{what} would hold {count} weight entries; this tool works with at most {MAX_FILE_ENTRIES} "
             "(about 1 GiB as int64) - refused before allocating them"
         )
+    return count
+
+
+def require_gates(count: int, what: str = "the circuit") -> int:
+    """Refuse a circuit of more than MAX_GATES gates (the Thm 4.8 Transformer stores one lookup
+    row per gate and writes P + 1 tokens per RNN step)."""
+    if count > MAX_GATES:
+        raise ResourceError(f"{what} has {count} gates; this tool simulates circuits of at most {MAX_GATES}")
     return count
