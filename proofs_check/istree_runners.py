@@ -17,7 +17,6 @@ session, the decoding loop; nothing here looks at the graph beyond tokenizing it
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,6 +26,7 @@ from constructions.limits import require_n
 from constructions.model import Model
 
 from .graphs import NO, YES, Graph
+from .plugins import import_construction
 from .retrieval_runners import ModelCache, answer_record
 
 MODELS: tuple[str, ...] = ("transformer", "rag-rnn", "hybrid")
@@ -63,12 +63,7 @@ SPECS: dict[str, _Spec] = {
 
 def _module(model: str):
     spec = SPECS[model]
-    try:
-        return importlib.import_module(spec.module)
-    except ModuleNotFoundError as exc:
-        if exc.name == spec.module:
-            raise InputError(f"the IsTree {model} model is not built yet ({spec.module} does not exist)") from None
-        raise
+    return import_construction(spec.module, f"the IsTree {model} model is not built yet ({spec.module} does not exist)")
 
 
 def build_model(model: str, n: int, p: int | None, cache: ModelCache) -> tuple[Model, int]:

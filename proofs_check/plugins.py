@@ -14,3 +14,17 @@ from typing import Iterable
 
 def import_modules(names: Iterable[str]) -> list[ModuleType]:
     return [importlib.import_module(name) for name in names]
+
+
+def import_construction(module: str, not_built: str) -> ModuleType:
+    """A model's construction module; ``InputError(not_built)`` when that module itself does not
+    exist (a model named on the command line but not built in this tree), any other import
+    failure raised as it is."""
+    from constructions.errors import InputError
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            raise InputError(not_built) from None
+        raise

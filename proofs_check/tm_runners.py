@@ -32,7 +32,6 @@ the run is the machine's on x, see ``constructions.turing_cot_rnn``).  A run tha
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +41,7 @@ from constructions.limits import require_steps
 from constructions.turing_machine import parse_instance
 from constructions.model import Model
 
+from .plugins import import_construction
 from .retrieval_runners import ModelCache
 
 DEFAULT_MAX_STEPS = 1000
@@ -74,12 +74,7 @@ def construction(model: str):
     if model not in SPECS:
         raise InputError(f"task tm has no model {model!r}; choose one of {', '.join(MODELS)}")
     spec = SPECS[model]
-    try:
-        return importlib.import_module(spec.module)
-    except ModuleNotFoundError as exc:
-        if exc.name == spec.module:
-            raise InputError(f"the Turing-machine {model} model (Thm {spec.theorem}) is not built yet") from None
-        raise
+    return import_construction(spec.module, f"the Turing-machine {model} model (Thm {spec.theorem}) is not built yet")
 
 
 def build_model(model: str, machine, n: int, max_steps: int, p: int | None, cache: ModelCache) -> Model:
