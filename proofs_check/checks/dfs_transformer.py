@@ -31,6 +31,7 @@ from constructions.evaluate_fast import FastEvaluator
 from constructions.model import Model
 from proofs_check.algorithms import algorithm1, lemma_b27_chain
 from proofs_check.claims import measure
+from proofs_check.evaluator_agreement import replay_chain, replay_sizes
 from proofs_check.graphs import NO, YES, Graph, istree_answer
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
 from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, trees, trees_on
@@ -56,7 +57,7 @@ def run_graph(g: Graph, evaluator=None) -> list:
     return res.generated
 
 
-def check_graph(g: Graph, stats: dict | None = None) -> None:
+def check_graph(g: Graph, stats: dict | None = None) -> list:
     got = run_graph(g)
     where = f"graph n={g.n} edges '{g.to_text()}': model emitted {got}"
     assert got and got[-1] in (YES, NO), f"{where}: no answer within {cot_bound(g.n) + 1} tokens"
@@ -72,6 +73,7 @@ def check_graph(g: Graph, stats: dict | None = None) -> None:
         assert got == exp, f"{where}: expected the B.6.2 walk {exp}"
     if stats is not None:
         stats[g.n] = max(stats.get(g.n, 0), len(cot))
+    return got
 
 
 def sizes(n: int) -> dict:
@@ -103,6 +105,9 @@ def run(profile: Profile) -> CheckOutcome:
     for n, k in large_sizes(LARGE, profile.name, profile.max_n):
         outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
         outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
+    for n, k in replay_sizes("4.7", profile.name, profile.max_n):  # the reference evaluator replays the decode
+        outcomes.append(property_check(trees_on(n), lambda g: replay_chain(_model(g.n), g.tokens(), check_graph(g, stats)),
+                                       profile, max_examples=k))
     out = combine(outcomes)
     out.measured["sizes"] = {n: {**sizes(n), "cot_max_seen": stats[n]} for n in sorted(stats)}
     out.measured["declared_p"] = {n: declared_p(n) for n in (8, 32, 128, 512)}

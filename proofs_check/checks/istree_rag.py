@@ -30,6 +30,7 @@ from constructions.decode import RegexOracle, retrieval_augmented
 from constructions.istree_rag import declared_p, istree_rag_rnn, max_chain, strip_fragments
 from proofs_check.algorithms import algorithm2
 from proofs_check.claims import measure
+from proofs_check.evaluator_agreement import replay_decode, replay_sizes
 from proofs_check.graphs import NO, YES, Graph, istree_answer
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
 from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, trees_on
@@ -77,7 +78,7 @@ def _run(profile: Profile) -> CheckOutcome:
     longest: dict[int, int] = {}
     generated: dict[int, int] = {}
 
-    def body(g: Graph) -> None:
+    def body(g: Graph) -> Any:
         res = run_graph(g, models, evaluator, oracle)
         chain = res.sequence[len(res.prompt):]
         expected = algorithm2(g).tokens
@@ -87,6 +88,7 @@ def _run(profile: Profile) -> CheckOutcome:
         assert len(chain) <= max_chain(g.n), f"{g.to_text()}: chain of {len(chain)} tokens > bound {max_chain(g.n)}"
         longest[g.n] = max(longest.get(g.n, 0), len(chain))
         generated[g.n] = max(generated.get(g.n, 0), len(res.generated))
+        return res
 
     max_n = check_max_n(profile)
     fixed = [Graph.parse("2-6 1-5 3-5 4-6 2-3"), Graph.parse("1-2 2-3 3-1"), Graph(1, ()), Graph(3, ((2, 3),))]
@@ -96,6 +98,8 @@ def _run(profile: Profile) -> CheckOutcome:
         for n, k in large_sizes(LARGE, profile.name, profile.max_n):
             outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
             outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
+        for n, k in replay_sizes("5.3", profile.name, profile.max_n):  # the reference evaluator replays the decode
+            outcomes.append(property_check(trees_on(n), lambda g: replay_decode(models[g.n], body(g)), profile, max_examples=k))
     outcome = combine(outcomes)
     outcome.measured = {
         "max_n_drawn": max(longest, default=0),
