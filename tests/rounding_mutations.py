@@ -55,6 +55,9 @@ MUTATIONS: dict[str, Mutation] = {
         Mutation("fast_tie_word", "evaluate_fast._finish_word (the one-word path, p <= 61): ties to odd",
                  ef, "_finish_word", "inc = half & (sticky | (q & 1).bool())",
                  "inc = half & (sticky | ~(q & 1).bool())"),
+        Mutation("fast_softmax_no_bound", "evaluate_fast._certify: the float64 softmax error bound dropped "
+                 "(the mutation tests/test_softmax_band.py catches)", ef, "_certify",
+                 "(0.5 - dist) * (1 - 1e-12) > E)", "(0.5 - dist) * (1 - 1e-12) > 0 * E)"),
     )
 }
 

@@ -33,7 +33,7 @@ from proofs_check.claims import measure
 from proofs_check.evaluator_agreement import replay_decode, replay_sizes
 from proofs_check.graphs import NO, YES, Graph, istree_answer
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
-from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, trees_on
+from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, spread_graphs, trees_on
 
 SIZES = (2, 4, 8, 16, 32, 64)
 
@@ -94,7 +94,8 @@ def _run(profile: Profile) -> CheckOutcome:
     fixed = [Graph.parse("2-6 1-5 3-5 4-6 2-3"), Graph.parse("1-2 2-3 3-1"), Graph(1, ()), Graph(3, ((2, 3),))]
     strategy = st.one_of(st.sampled_from(fixed), istree_graphs(max_n))
     with RegexOracle() as oracle:
-        outcomes = [property_check(strategy, body, profile)]
+        spread = spread_graphs(max_n, 5)  # distinct (n, m) first: the derandomized draws cluster
+        outcomes = [property_check(strategy, body, profile, max_examples=profile.max_examples - len(spread), examples=spread)]
         for n, k in large_sizes(LARGE, profile.name, profile.max_n):
             outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
             outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))

@@ -83,7 +83,9 @@ def _task_property(task: str, model_name: str, profile: Profile, cache: ModelCac
                 f"fast and reference evaluators disagree on {prompt}: {result.generated} vs {ref.generated}"
             )
 
-    return property_check(STRATEGIES[task](profile.max_n), body, profile)
+    drawn = property_check(STRATEGIES[task](profile.max_n), body, profile)
+    # one instance with n = max_n data tokens (the draws above are short: 3-34 tokens at ci)
+    return combine([drawn, property_check(S.long_instances(task, profile.max_n), body, profile, max_examples=1)])
 
 
 def _upper_bound_run(model_name: str) -> Callable[[Profile], CheckOutcome]:
