@@ -18,6 +18,8 @@ at every size N of the profile's list (ci: 32; dev: 32, 64; thorough: 32, 64, 12
 and a non-tree with N - 1 edges on exactly N vertices are decoded too (a seeded uniform random
 tree / ``graphs.random_non_tree_n_minus_1``, or a Hypothesis-drawn tree).  ``measured["sizes"]``
 has ``claims.measure`` of the model at every n decoded, with the bound and the longest CoT seen.
+At the sizes of ``evaluator_agreement.REPLAY`` (ci: 16; dev: 16, 64; thorough: 64, 256) a tree's
+whole decode is replayed on the reference evaluator: every token and residual column must agree.
 """
 from __future__ import annotations
 
