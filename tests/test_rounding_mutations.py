@@ -69,3 +69,9 @@ def test_every_mutation_site_exists() -> None:
     for name in MUTATIONS:
         with applied(name):
             pass
+
+
+def test_div_round_ties_away_at_the_smallest_numerators() -> None:
+    """mutmut survivor ``num > 0`` -> ``num > 1`` in the away branch (notes/testing.md)."""
+    assert [div_round(k, 2, "away") for k in (-3, -1, 1, 3)] == [-2, -1, 1, 2]
+    assert [div_round(k, 2, "even") for k in (-3, -1, 1, 3)] == [-2, 0, 0, 2]
