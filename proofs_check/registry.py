@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from .plugins import import_modules
@@ -98,8 +98,10 @@ def property_check(
     body: Callable[[Any], None],
     profile: Profile,
     max_examples: int | None = None,
+    examples: Sequence[Any] = (),
 ) -> CheckOutcome:
-    """Run ``body`` on examples drawn from ``strategy``; count them; report the first failure."""
+    """Run ``body`` on examples drawn from ``strategy``; count them; report the first failure.
+    ``examples`` are run first, as Hypothesis explicit examples (``@example``)."""
     count = 0
 
     def counted(example: Any) -> None:
@@ -107,7 +109,10 @@ def property_check(
         count += 1
         body(example)
 
-    test = profile.hypothesis_settings(max_examples)(given(strategy)(counted))
+    test = given(strategy)(counted)
+    for ex in reversed(examples):
+        test = example(ex)(test)
+    test = profile.hypothesis_settings(max_examples)(test)
     start = time.perf_counter()
     try:
         test()

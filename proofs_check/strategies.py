@@ -8,13 +8,14 @@ too few / too many edges, and the Figure-3 family of Theorem 4.7's proof.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 
-from .graphs import Graph, random_non_tree_n_minus_1, random_tree
+from .graphs import Graph, random_non_tree_n_minus_1, random_tree, shuffle_edges
 from .lower_bounds import figure3_graph
 from .tasks import ARInstance, CGramInstance, CountingInstance, IndexInstance
 
@@ -92,6 +93,30 @@ def counting_instances(draw, max_n: int = 16) -> CountingInstance:
     near = [t for t in (count - 1, count, count + 1) if 0 <= t <= n]
     t = draw(st.sampled_from(near) | st.integers(0, n))
     return CountingInstance.make(seq, q, t, n)
+
+
+def long_instance(task: str, n: int, rng: random.Random, c: int = 3):
+    """One instance of ``task`` with n data tokens (the longest prompt a size-n model takes) over
+    an alphabet of about sqrt(n) numbers inside [n] (keys repeat), n itself included (the longest
+    number); the query at a random usable position (c-gram: n >= c).  ``task`` in index, ar,
+    cgram, count."""
+    alphabet = sorted({n, *rng.sample(range(1, n + 1), max(1, min(n, math.isqrt(n) + 1)))})
+    seq = [rng.choice(alphabet) for _ in range(n)]
+    if task == "index":
+        return IndexInstance.make(seq, rng.randint(1, n), n)
+    if task == "ar":
+        return ARInstance.make(seq, seq[rng.randrange(n - 1)], n)
+    if task == "cgram":
+        p = rng.randrange(n - c + 1)
+        return CGramInstance.make(seq, seq[p : p + c - 1], n)
+    q = rng.choice(seq)
+    return CountingInstance.make(seq, q, max(0, min(n, seq.count(q) + rng.choice((-1, 0, 1)))), n)
+
+
+def long_instances(task: str, n: int, c: int = 3) -> st.SearchStrategy:
+    """Seeded :func:`long_instance` draws: at ci's derandomized first draw already a full-length
+    instance, which Hypothesis' own strategies (shortest first) never give in 20 draws."""
+    return st.integers(0, 2**32 - 1).map(lambda s: long_instance(task, n, random.Random(s), c))
 
 
 # ---- graphs ---------------------------------------------------------------------------------
@@ -202,6 +227,33 @@ def istree_graphs(max_n: int = 16) -> st.SearchStrategy[Graph]:
         arbitrary_graphs(min(max_n, 10)),
         figure3_cases(max_n).map(lambda c: c.graph),
     )
+
+
+def spread_graphs(max_n: int, count: int, seed: int = 0) -> list[Graph]:
+    """``count`` (<= max_n - 2) graphs with distinct n spread evenly over 3..max_n, the family
+    cycling through tree (m = n - 1), cyclic (a tree plus a chord: m = n), non-tree with n - 1
+    edges (n >= 4), forest (m = n - 2) and too many edges (m = n + 1); seeded, every edge order
+    shuffled.  Explicit examples for the ``ci`` draws, which derandomization clusters (5.3's 20
+    draws had one (n, m) six times)."""
+    rng = random.Random(seed)
+    out: list[Graph] = []
+    for j in range(count):
+        n = 3 + round(j * (max(3, max_n) - 3) / max(1, count - 1))
+        t = random_tree(rng, n)
+        chords = _chords(n, {frozenset(e) for e in t.edges})
+        kind = j % 5
+        if kind == 0 or (kind == 2 and n < 4) or (kind in (1, 4) and len(chords) < kind // 2 + 1):
+            g = t
+        elif kind == 1:
+            g = Graph(n, t.edges + (rng.choice(chords),))
+        elif kind == 2:
+            g = random_non_tree_n_minus_1(rng, n)
+        elif kind == 3:
+            g = Graph(n, t.edges[:-1])
+        else:
+            g = Graph(n, t.edges + tuple(rng.sample(chords, 2)))
+        out.append(shuffle_edges(rng, g))
+    return out
 
 
 def trees_on(n: int) -> st.SearchStrategy[Graph]:

@@ -26,7 +26,7 @@ from constructions.attention_blocks import (
     build_match_nearest_model, build_match_next_model, build_next_approx_model, sq,
 )
 from constructions.blocks import read_dims, residual_input
-from constructions.evaluate_reference import ReferenceEvaluator
+from proofs_check.evaluator_agreement import block_forward
 from constructions.layout import NUM, POS
 from constructions.model import Model
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
@@ -110,7 +110,7 @@ def run_and_compare(model: Model, cols: list[Col], expected_A: dict[str, list[Fr
     """Z = X' + A(X'): written dims = X + expected_A, aux dims = their targets, loose dims
     satisfy their predicate, every other dim = X.  Raises AssertionError with the first diff."""
     X = residual_input(model, cols)
-    Z = ReferenceEvaluator().forward_residual(model, X).residual
+    Z = block_forward(model, X).residual  # reference, asserted bit-equal to the fast evaluator
     names = model.layout.names
     got = read_dims(model, Z, names)
     for i, dim in enumerate(names):
@@ -432,7 +432,7 @@ def next_approx_values(n: int, A: int, p: int, variant: str) -> list[tuple[Fract
     for col in cols:
         for d in model.layout.names:
             col.setdefault(d, Fraction(0))
-    Z = ReferenceEvaluator().forward_residual(model, residual_input(model, cols)).residual
+    Z = block_forward(model, residual_input(model, cols)).residual
     return list(zip(xs, read_dims(model, Z, ["next:x"])[0]))
 
 

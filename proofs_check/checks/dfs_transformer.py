@@ -18,6 +18,8 @@ at every size N of the profile's list (ci: 32; dev: 32, 64; thorough: 32, 64, 12
 and a non-tree with N - 1 edges on exactly N vertices are decoded too (a seeded uniform random
 tree / ``graphs.random_non_tree_n_minus_1``, or a Hypothesis-drawn tree).  ``measured["sizes"]``
 has ``claims.measure`` of the model at every n decoded, with the bound and the longest CoT seen.
+At the sizes of ``evaluator_agreement.REPLAY`` (ci: 16; dev: 16, 64; thorough: 64, 256) a tree's
+whole decode is replayed on the reference evaluator: every token and residual column must agree.
 """
 from __future__ import annotations
 
@@ -31,9 +33,10 @@ from constructions.evaluate_fast import FastEvaluator
 from constructions.model import Model
 from proofs_check.algorithms import algorithm1, lemma_b27_chain
 from proofs_check.claims import measure
+from proofs_check.evaluator_agreement import replay_chain, replay_sizes
 from proofs_check.graphs import NO, YES, Graph, istree_answer
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
-from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, trees, trees_on
+from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, spread_graphs, trees, trees_on
 
 FIGURE3 = Graph.parse("2-6 1-5 3-5 4-6 2-3")
 
@@ -56,7 +59,7 @@ def run_graph(g: Graph, evaluator=None) -> list:
     return res.generated
 
 
-def check_graph(g: Graph, stats: dict | None = None) -> None:
+def check_graph(g: Graph, stats: dict | None = None) -> list:
     got = run_graph(g)
     where = f"graph n={g.n} edges '{g.to_text()}': model emitted {got}"
     assert got and got[-1] in (YES, NO), f"{where}: no answer within {cot_bound(g.n) + 1} tokens"
@@ -72,6 +75,7 @@ def check_graph(g: Graph, stats: dict | None = None) -> None:
         assert got == exp, f"{where}: expected the B.6.2 walk {exp}"
     if stats is not None:
         stats[g.n] = max(stats.get(g.n, 0), len(cot))
+    return got
 
 
 def sizes(n: int) -> dict:
@@ -97,12 +101,16 @@ def run(profile: Profile) -> CheckOutcome:
 
     outcomes = [
         property_check(st.just(FIGURE3), body, profile, max_examples=1),
-        property_check(istree_graphs(small), body, profile),
+        property_check(istree_graphs(small), body, profile, max_examples=profile.max_examples - 5,
+                       examples=spread_graphs(small, 5)),  # distinct (n, m) first: the derandomized draws cluster
         property_check(trees(big, min_n=9), body, profile, max_examples=max(2, profile.max_examples // 5)),
     ]
     for n, k in large_sizes(LARGE, profile.name, profile.max_n):
         outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
         outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
+    for n, k in replay_sizes("4.7", profile.name, profile.max_n):  # the reference evaluator replays the decode
+        outcomes.append(property_check(trees_on(n), lambda g: replay_chain(_model(g.n), g.tokens(), check_graph(g, stats)),
+                                       profile, max_examples=k))
     out = combine(outcomes)
     out.measured["sizes"] = {n: {**sizes(n), "cot_max_seen": stats[n]} for n in sorted(stats)}
     out.measured["declared_p"] = {n: declared_p(n) for n in (8, 32, 128, 512)}

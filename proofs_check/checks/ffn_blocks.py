@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from constructions import ffn_blocks as fb
 from constructions.blocks import read_dims, residual_input
-from constructions.evaluate_reference import ReferenceEvaluator
+from proofs_check.evaluator_agreement import block_forward
 from constructions.model import Model
 from constructions.numerics import Arithmetic
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
@@ -50,7 +50,7 @@ def run_block(model: Model, columns: list[dict], arith: Arithmetic) -> dict[str,
 
     Raises (and so fails the property) on any overflow at the model's p."""
     X = residual_input(model, columns)
-    result = ReferenceEvaluator(arith).forward_residual(model, X)
+    result = block_forward(model, X, arith)  # reference, asserted bit-equal to the fast evaluator
     assert not result.saturations, f"saturated at {result.saturations}"
     names = list(model.layout.names)
     before = read_dims(model, X, names)

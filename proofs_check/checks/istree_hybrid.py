@@ -23,6 +23,8 @@ bound and the longest CoT seen; ``measured["binary_sizes"]`` the same for (b).
 
 (b) ``istree_binary_hybrid(n)`` answers IsTree with no CoT on Figure 3 family graphs
 ``lower_bounds.figure3_graph(x, k)`` for random bit strings x and indices k, shuffled.
+At the sizes of ``evaluator_agreement.REPLAY`` (ci: 4; dev: 8, 16; thorough: 32, 64) a tree's
+whole decode is replayed on the reference evaluator: every token and residual column must agree.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from constructions.model import Model
 from constructions.vocab import Token
 from proofs_check.algorithms import algorithm1, lemma_b27_chain
 from proofs_check.claims import measure
+from proofs_check.evaluator_agreement import replay_chain, replay_sizes
 from proofs_check.graphs import NO, YES, Graph, istree_answer, random_tree
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
 from proofs_check.strategies import figure3_cases, istree_graphs, large_sizes, non_trees_on, trees, trees_on
@@ -150,7 +153,7 @@ def run_graph(g: Graph, evaluator=None) -> list[Token]:
     return chain_of_thought(ev.session(_model(g.n), g.tokens()), cot_bound(g.n) + 1).generated
 
 
-def check_graph(g: Graph, stats: dict | None = None) -> None:
+def check_graph(g: Graph, stats: dict | None = None) -> list[Token]:
     got = run_graph(g)
     where = f"graph n={g.n} edges '{g.to_text()}'"
     assert got and got[-1] in (YES, NO), f"{where}: no answer within {cot_bound(g.n) + 1} tokens: {got[-12:]}"
@@ -168,6 +171,7 @@ def check_graph(g: Graph, stats: dict | None = None) -> None:
         stats["graphs"] = stats.get("graphs", 0) + 1
         lens = stats.setdefault("cot_len", {})
         lens[g.n] = max(lens.get(g.n, 0), len(cot))
+    return got
 
 
 def _first_diff(a: list, b: list) -> str:
@@ -238,6 +242,9 @@ def run(profile: Profile) -> CheckOutcome:
         outcomes.append(property_check(forests_on(n), body, profile, max_examples=k))
         if profile.name != "ci":
             outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
+    for n, k in replay_sizes("5.7", profile.name, profile.max_n):  # the reference evaluator replays the decode
+        outcomes.append(property_check(trees_on(n), lambda g: replay_chain(_model(g.n), g.tokens(), check_graph(g, stats)),
+                                       profile, max_examples=k))
     binary_ns: set[int] = set()
 
     def binary_body(cases: list) -> None:

@@ -18,7 +18,9 @@ tree).  ``measured["sizes"]`` has ``claims.measure`` of the model at every n dec
 bound and the longest chain seen.
 
 Decoding uses the fast evaluator (bit-equal to the reference one; ``tests/test_istree_rag.py``
-compares the two on a whole sequence).
+compares the two on a whole sequence); at the sizes of ``evaluator_agreement.REPLAY`` (ci: 6) a
+tree's whole decode is replayed on the reference evaluator.  Five explicit examples with distinct
+(n, m) (``strategies.spread_graphs``) come first in the mixed draws.
 """
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ from constructions.decode import RegexOracle, retrieval_augmented
 from constructions.istree_rag import declared_p, istree_rag_rnn, max_chain, strip_fragments
 from proofs_check.algorithms import algorithm2
 from proofs_check.claims import measure
+from proofs_check.evaluator_agreement import replay_decode, replay_sizes
 from proofs_check.graphs import NO, YES, Graph, istree_answer
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
-from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, trees_on
+from proofs_check.strategies import istree_graphs, large_sizes, non_trees_on, spread_graphs, trees_on
 
 SIZES = (2, 4, 8, 16, 32, 64)
 
@@ -77,7 +80,7 @@ def _run(profile: Profile) -> CheckOutcome:
     longest: dict[int, int] = {}
     generated: dict[int, int] = {}
 
-    def body(g: Graph) -> None:
+    def body(g: Graph) -> Any:
         res = run_graph(g, models, evaluator, oracle)
         chain = res.sequence[len(res.prompt):]
         expected = algorithm2(g).tokens
@@ -87,15 +90,23 @@ def _run(profile: Profile) -> CheckOutcome:
         assert len(chain) <= max_chain(g.n), f"{g.to_text()}: chain of {len(chain)} tokens > bound {max_chain(g.n)}"
         longest[g.n] = max(longest.get(g.n, 0), len(chain))
         generated[g.n] = max(generated.get(g.n, 0), len(res.generated))
+        return res
+
+    def replay_body(g: Graph) -> None:
+        res = body(g)  # builds models[g.n]
+        replay_decode(models[g.n], res)
 
     max_n = check_max_n(profile)
     fixed = [Graph.parse("2-6 1-5 3-5 4-6 2-3"), Graph.parse("1-2 2-3 3-1"), Graph(1, ()), Graph(3, ((2, 3),))]
     strategy = st.one_of(st.sampled_from(fixed), istree_graphs(max_n))
     with RegexOracle() as oracle:
-        outcomes = [property_check(strategy, body, profile)]
+        spread = spread_graphs(max_n, 5)  # distinct (n, m) first: the derandomized draws cluster
+        outcomes = [property_check(strategy, body, profile, max_examples=profile.max_examples - len(spread), examples=spread)]
         for n, k in large_sizes(LARGE, profile.name, profile.max_n):
             outcomes.append(property_check(trees_on(n), body, profile, max_examples=k))
             outcomes.append(property_check(non_trees_on(n), body, profile, max_examples=k))
+        for n, k in replay_sizes("5.3", profile.name, profile.max_n):  # the reference evaluator replays the decode
+            outcomes.append(property_check(trees_on(n), replay_body, profile, max_examples=k))
     outcome = combine(outcomes)
     outcome.measured = {
         "max_n_drawn": max(longest, default=0),

@@ -9,6 +9,7 @@ the construction's sizes at n = 16, 64, 256, 1024 (proofs_check.claims.measure).
 """
 from __future__ import annotations
 
+import random
 from typing import Any, Callable
 
 from hypothesis import strategies as st
@@ -83,7 +84,12 @@ def _task_property(task: str, model_name: str, profile: Profile, cache: ModelCac
                 f"fast and reference evaluators disagree on {prompt}: {result.generated} vs {ref.generated}"
             )
 
-    return property_check(STRATEGIES[task](profile.max_n), body, profile)
+    # explicit full-length instances at n = max_n / 8, 3/8, 5/8 first (the derandomized draws are
+    # short, 3-34 tokens at ci, and repeat an (n, length) up to 7 times), then one at n = max_n
+    spread = [S.long_instance(task, n, random.Random(n)) for n in sorted({max(3, profile.max_n * k // 8) for k in (1, 3, 5)})]
+    drawn = property_check(STRATEGIES[task](profile.max_n), body, profile,
+                           max_examples=profile.max_examples - len(spread), examples=spread)
+    return combine([drawn, property_check(S.long_instances(task, profile.max_n), body, profile, max_examples=1)])
 
 
 def _upper_bound_run(model_name: str) -> Callable[[Profile], CheckOutcome]:
