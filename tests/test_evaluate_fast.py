@@ -310,7 +310,7 @@ def test_softmax_head_mixed_certified_and_fallback_columns(tie, monkeypatch):
 
     import constructions.evaluate_fast as ef
     from constructions.numerics import softmax_column
-    from tests.test_softmax_fixed import midpoint_distance, near_midpoint_column
+    from proofs_check.softmax_columns import midpoint_distance, near_midpoint_column
 
     model = random_model(ModelSpec("transformer", 201, seed=7))
     prec, d = Precision(201), model.d

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import constructions.evaluate_fast as ef
 from constructions import softmax_fixed as sf
 from constructions.numerics import Precision, softmax_column
+from proofs_check.softmax_columns import midpoint_distance, near_midpoint_column  # noqa: F401 (used below and by other tests)
 
 torch.set_num_threads(1)
 
@@ -57,42 +58,6 @@ def check_columns(cols, p, d, b=22):
         if ok:
             assert vals == softmax_column(col, 2 * F, d, Precision(p)), (p, d, col)
     return [ok for ok, _ in got]
-
-
-def midpoint_distance(col: list[int], j: int, F: int, d: int, bits: int = 800) -> float:
-    """Upper bound of |frac(2^F softmax_j) - 1/2| (scores in units 2^-2F), arb at high precision."""
-    old = flint_ctx.prec
-    flint_ctx.prec = bits
-    try:
-        top = max(col)
-        c = arb(d).rsqrt() / arb(2) ** (2 * F)
-        e = [(arb(s - top) * c).exp() for s in col]
-        v = e[j] * arb(2) ** F / sum(e[1:], e[0])
-        return float(abs(v - v.floor() - arb(0.5)).upper())
-    finally:
-        flint_ctx.prec = old
-
-
-def near_midpoint_column(rng: random.Random, F: int, d: int, m: int, j: int, delta: Fraction) -> list[int]:
-    """A column whose entry j has 2^F softmax_j within about |delta| of (k + 1/2) + delta:
-    the other scores are random (real values in [-3, 3]), s_j solved with arb and rounded to the
-    2^-2F grid (rounding moves v_j by ~2^(F - 2F) = 2^-F, far below the delta used)."""
-    one = 1 << (2 * F)
-    col = [rng.randint(-3 * one, 3 * one) for _ in range(m)]
-    old = flint_ctx.prec
-    flint_ctx.prec = 1200
-    try:
-        sq = arb(d).sqrt()
-        rest = sum(((arb(s) / arb(2) ** (2 * F)) / sq).exp() for i, s in enumerate(col) if i != j)
-        lo, hi = 4, (1 << F) - 4  # a midpoint strictly inside (0, 2^F)
-        k = rng.randint(lo, min(hi, 1 << rng.randint(3, F)))
-        target = arb(k) + arb(0.5) + arb(delta.numerator) / arb(delta.denominator)
-        e_j = target * rest / (arb(2) ** F - target)
-        s_j = e_j.log() * sq * arb(2) ** (2 * F)
-        col[j] = int(s_j.floor().unique_fmpz())
-    finally:
-        flint_ctx.prec = old
-    return col
 
 
 # ---- exactness of the building blocks ---------------------------------------------------------

@@ -25,6 +25,9 @@ from constructions.errors import PrecisionOverflow, RetrievalError, TokenError
 from constructions.numerics import Arithmetic, Precision, softmax_column
 from constructions.vocab import Vocabulary
 from proofs_check.registry import Check, CheckOutcome, Profile, combine, property_check
+from proofs_check.softmax_columns import BAND, band_mismatches
+
+BAND_COLUMNS = 30  # near-midpoint columns per drawn p (a drawn seed gives fresh columns)
 
 # ---- A.2 references -------------------------------------------------------------------------------
 
@@ -117,7 +120,7 @@ def softmax_cases(draw) -> tuple[int, int, list[int], str]:
 
 
 def run_arithmetic(profile: Profile) -> CheckOutcome:
-    stats = {"A.2 ties": 0, "A.2 overflows": 0, "A.2 softmax columns": 0}
+    stats = {"A.2 ties": 0, "A.2 overflows": 0, "A.2 softmax columns": 0, "A.2 near-midpoint columns (fast)": 0}
 
     def rounding(case: tuple[int, Fraction, str]) -> None:
         p, x, tie = case
@@ -142,10 +145,20 @@ def run_arithmetic(profile: Profile) -> CheckOutcome:
         want = reference_softmax(scores, 2 * prec.F, d, p, tie)
         assert got == want, f"softmax column {scores} (d={d}, p={p}, ties {tie}): {got} != {want}"
 
+    def fast_band(case: tuple[int, int]) -> None:
+        # the fast evaluator's certified softmax at the p the constructions use, on columns next
+        # to a rounding midpoint, against the reference operator (proofs_check.softmax_columns)
+        p, seed = case
+        stats["A.2 near-midpoint columns (fast)"] += BAND_COLUMNS
+        bad = band_mismatches(p, BAND_COLUMNS, seed)
+        assert not bad, f"fast softmax near a midpoint at p = {p}: columns {bad} differ from the reference"
+
     many = 5 * profile.max_examples  # cheap cases: try more of them
     out = combine([
         property_check(rounding_cases(), rounding, profile, many),
         property_check(softmax_cases(), softmax, profile, many),
+        property_check(st.tuples(st.sampled_from(BAND), st.integers(0, 2**16)), fast_band, profile,
+                       max_examples=len(BAND), examples=[(p, 0) for p in BAND]),
     ])
     out.measured.update(stats)
     return out
@@ -272,7 +285,8 @@ CHECKS: list[Check] = [
             "ROUND(x, p) is the nearest element of R_p (Eq. 5) under the chosen tie rule, with an overflow "
             "raised beyond the largest magnitude; the softmax operator equals the exact softmax(s / sqrt(d)) "
             "rounded to R_p (random rationals, exact ties and range limits at random odd p in 3..301; "
-            "references: Fractions and mpmath)"
+            "references: Fractions and mpmath); the fast evaluator's certified softmax equals that operator "
+            "on columns 2^-3..2^-24 of a cell from a rounding midpoint at the p band 67..97 the constructions use"
         ),
         run=run_arithmetic,
     ),
