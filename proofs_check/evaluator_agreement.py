@@ -97,8 +97,8 @@ def replay_decode(model: Model, result: DecodeResult) -> None:
 #: (their chains are ~50 N tokens of a wider model); see notes/testing.md.
 REPLAY: dict[str, dict[str, tuple[tuple[int, int], ...]]] = {
     "4.7": {"ci": ((16, 1),), "dev": ((16, 2), (64, 1)), "thorough": ((64, 2), (256, 1))},
-    "5.3": {"ci": ((6, 1),), "dev": ((16, 1), (32, 1)), "thorough": ((64, 1), (128, 1))},
-    "5.7": {"ci": ((4, 1),), "dev": ((8, 1), (16, 1)), "thorough": ((32, 1), (64, 1))},
+    "5.3": {"ci": ((16, 1),), "dev": ((16, 1), (64, 1)), "thorough": ((64, 1), (256, 1))},
+    "5.7": {"ci": ((8, 1),), "dev": ((16, 1), (32, 1)), "thorough": ((64, 1), (128, 1))},
 }
 
 

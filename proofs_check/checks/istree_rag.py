@@ -18,7 +18,7 @@ tree).  ``measured["sizes"]`` has ``claims.measure`` of the model at every n dec
 bound and the longest chain seen.
 
 Decoding uses the fast evaluator (bit-equal to the reference one; ``tests/test_istree_rag.py``
-compares the two on a whole sequence); at the sizes of ``evaluator_agreement.REPLAY`` (ci: 6) a
+compares the two on a whole sequence); at the sizes of ``evaluator_agreement.REPLAY`` (ci: 16; dev: 16, 64; thorough: 64, 256) a
 tree's whole decode is replayed on the reference evaluator.  Five explicit examples with distinct
 (n, m) (``strategies.spread_graphs``) come first in the mixed draws.
 """
