@@ -135,6 +135,8 @@ def _human(out: dict) -> str:
         f"halted: {out['halted']}", f"steps={out['steps']}", f"state={out['state']}", f"ones={out['ones']}",
         f"tape[{out['tape_start']}..]={''.join(map(str, out['tape']))}"]
     parts = head + [f"n={out['n']}", f"p={out['p']}", "generated: " + " ".join(out["generated"])]
+    if "label" in out:  # a `data istree` record: its label beside the answer
+        parts.insert(1, f"label: {out['label']} ({'correct' if out['correct'] else 'WRONG'})")
     for r in out.get("retrievals", []):
         parts.append(f"retrieval: {r['pattern']!r} -> {r['result']!r}")
     return "  ".join(parts)
