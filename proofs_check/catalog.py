@@ -205,7 +205,9 @@ def build(name: str, **params) -> Model:
     model = builder(**params)
     if not isinstance(model, Model):
         raise RuntimeError(f"catalog builder {name!r} returned {type(model).__name__}, not a Model")
-    return model
+    from .prompts import declare
+
+    return declare(name, model)  # its prompt format, decoding and answer tokens in model.meta
 
 
 def parse_param(text: str) -> tuple[str, object]:

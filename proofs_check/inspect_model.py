@@ -309,6 +309,12 @@ def report(model: Model, matrices: Sequence[str] = (), show_all: bool = False, t
         lines.append("meta:")
         for k, v in model.meta.items():
             lines.append(f"  {k}: {_meta_text(v)}")
+    from .prompts import describe as prompt_lines
+
+    declared = prompt_lines(model.meta)
+    if declared:
+        lines.append("how to run it (run-model uses these by default):")
+        lines += ["  " + line for line in declared]
     reads, writes = _readers_writers(model)
     lines.append(f"residual dimensions (d = {model.d}):")
     lines += _table(
