@@ -42,6 +42,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "proofs_check.precision",
     "proofs_check.compile_rnn",
     "proofs_check.errata",
+    "proofs_check.build_command",
 )
 
 

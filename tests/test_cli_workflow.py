@@ -122,3 +122,36 @@ def test_reference_evaluator_on_request_gives_the_same_answer(capsys):
     assert fast[0] == ref[0] == 0
     f, r = json.loads(fast[1]), json.loads(ref[1])
     assert f["answer"] == r["answer"] == 4 and (f["evaluator"], r["evaluator"]) == ("fast", "reference")
+
+
+# ---- build -> inspect -> run-model on the saved file -----------------------------------------
+
+
+def test_build_writes_a_model_file_that_inspect_and_run_model_read(capsys, tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "idx.safetensors"
+    old = os.umask(0o077)  # even a strict umask gives the documented 0644
+    try:
+        code, out, err = run(capsys, "build", "index-rag-rnn", "--n", "5", "--out", str(path))
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert out.startswith(f"wrote index-rag-rnn(n=5) to {path}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    code, out, err = run(capsys, "inspect", str(path))
+    assert code == 0, err
+    assert "answer tokens (decoding stops there): 1 2 3 4 5" in out and "linear_rnn" in out
+    code, out, err = run(capsys, "run-model", str(path), "--tokens", "<s> 5 2 4 1 3 2", "--json")
+    assert code == 0, err
+    assert json.loads(out)["answer"] == 2  # x_2 of 5 2 4 1 3
+
+
+def test_build_refuses_bad_output_names_before_building(capsys, tmp_path):
+    code, out, err = run(capsys, "build", "index-rag-rnn", "--n", "5", "--out", str(tmp_path / "m.bin"))
+    assert code == 2 and "FILE.safetensors" in err and not list(tmp_path.iterdir())
+    code, out, err = run(capsys, "build", "index-rag-rnn", "--n", "5", "--out", str(tmp_path / "no" / "m.safetensors"))
+    assert code == 2 and "does not exist" in err
+    code, out, err = run(capsys, "build", "no-such-model", "--out", str(tmp_path / "m.safetensors"))
+    assert code == 2 and "no catalog model named 'no-such-model'" in err
