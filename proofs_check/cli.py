@@ -278,6 +278,7 @@ def _add_run_model(sub) -> None:
     p.add_argument("--overflow", choices=("raise", "saturate"), default="raise",
                    help="on leaving R_p: raise (default) or, one step only, clip and report where")
     p.add_argument("--json", action="store_true", help="print {generated, answer, retrievals, p} as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway off a terminal)")
     p.set_defaults(handler=cmd_run_model)
 
 
@@ -330,11 +331,17 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     )
     saturations: list[str] = []
     if args.cot or args.rag:
-        session = evaluator.session(model, prompt)
-        if args.cot:
-            result = decode.chain_of_thought(session, max_steps, answers)
-        else:
-            result = decode.retrieval_augmented(session, model.vocab, max_steps, answers)
+        from .progress import decoding_session, wanted
+
+        session, progress = decoding_session(evaluator.session(model, prompt), wanted(args.quiet), max_steps + 1)
+        try:
+            if args.cot:
+                result = decode.chain_of_thought(session, max_steps, answers)
+            else:
+                result = decode.retrieval_augmented(session, model.vocab, max_steps, answers)
+        finally:
+            if progress is not None:
+                progress.close()
         generated, answer, retrievals, stopped = result.generated, result.answer, result.retrievals, result.stopped
     else:
         forward = evaluator.forward(model, prompt)

@@ -68,6 +68,7 @@ def add_parser(subparsers) -> None:
     src.add_argument("--input", metavar="FILE.jsonl", help="one JSON instance per line ('-' for stdin)")
     src.add_argument("--instance", metavar="JSON", help="one instance as a JSON object")
     p.add_argument("--json", action="store_true", help="one JSON object per instance on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway off a terminal)")
     p.add_argument("--evaluator", choices=("fast", "reference"), default="fast",
                    help="fast (default; same bits) or reference (slow, obviously exact)")
     seen: set[int] = set()
@@ -159,7 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = ModelCache()
     failures = 0
     with RegexOracle() as oracle:
-        for k, data in _raw_instances(args, runner):
+        from .progress import each, wanted
+
+        for k, data in each(_raw_instances(args, runner), wanted(args.quiet), f"run {args.task}", "instance"):
             try:
                 if isinstance(data, Exception):
                     raise data

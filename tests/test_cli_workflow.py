@@ -155,3 +155,43 @@ def test_build_refuses_bad_output_names_before_building(capsys, tmp_path):
     assert code == 2 and "does not exist" in err
     code, out, err = run(capsys, "build", "no-such-model", "--out", str(tmp_path / "m.safetensors"))
     assert code == 2 and "no catalog model named 'no-such-model'" in err
+
+
+# ---- progress (proofs_check.progress): bars only on a terminal, never in captured output -------
+
+
+class _Tty:
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_wanted_only_on_a_terminal_without_quiet(capsys):
+    from proofs_check import progress
+
+    assert progress.wanted(False, _Tty()) is True
+    assert progress.wanted(True, _Tty()) is False
+    assert progress.wanted(False, sys.stderr) is False  # captured by pytest: not a terminal
+    code, out, err = run(capsys, "run-model", "index-rag-rnn", "--n", "5", "--tokens", "<s> 3 1 4 1 5 3")
+    assert code == 0 and err == ""  # no bar in captured output
+
+
+def test_counting_session_counts_every_generated_token_and_changes_nothing():
+    from constructions import decode
+    from constructions.evaluate_fast import FastEvaluator
+    from proofs_check import catalog, progress
+
+    class Counter:
+        count = 0
+
+        def update(self, k: int) -> None:
+            self.count += k
+
+    model = catalog.build("index-rag-rnn", n=5)
+    prompt = model.vocab.tokenize("<s> 3 1 4 1 5 3")
+    answers = set(model.vocab.tokenize(" ".join(model.meta["answers"])))
+    plain = decode.retrieval_augmented(FastEvaluator().session(model, prompt), model.vocab, 8, answers)
+    counter = Counter()
+    wrapped = progress.CountingSession(FastEvaluator().session(model, prompt), counter)
+    counted = decode.retrieval_augmented(wrapped, model.vocab, 8, answers)
+    assert counted.generated == plain.generated and counted.answer == plain.answer == 4
+    assert counter.count == len(plain.generated)
