@@ -93,7 +93,10 @@ def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any]
         return
     if args.input is None:
         raise InputError("give the instances with --input FILE.jsonl or --instance JSON")
-    yield from _jsonl_instances(_input_bytes(args.input))
+    data = _input_bytes(args.input)
+    if not data.strip():
+        raise InputError(f"--input {args.input} holds no instances (it is empty); write one JSON object per line")
+    yield from _jsonl_instances(data)
 
 
 def _input_bytes(name: str) -> bytes:
@@ -102,6 +105,8 @@ def _input_bytes(name: str) -> bytes:
         stream = getattr(sys.stdin, "buffer", None)
         return stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
     path = Path(name)
+    if path.is_dir():
+        raise InputError(f"--input {name} is a directory; give a .jsonl file (one JSON instance per line)")
     if not path.is_file():
         raise InputError(f"input file {name} does not exist (or is not a regular file)")
     try:

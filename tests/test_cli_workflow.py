@@ -195,3 +195,34 @@ def test_counting_session_counts_every_generated_token_and_changes_nothing():
     counted = decode.retrieval_augmented(wrapped, model.vocab, 8, answers)
     assert counted.generated == plain.generated and counted.answer == plain.answer == 4
     assert counter.count == len(plain.generated)
+
+
+# ---- smaller things of issue 15 ---------------------------------------------------------------
+
+
+def test_an_empty_input_file_is_an_error_not_silence(capsys, tmp_path):
+    for body in ("", "\n\n  \n"):
+        path = tmp_path / "empty.jsonl"
+        path.write_text(body)
+        code, out, err = run(capsys, "run", "istree", "--model", "transformer", "--input", str(path))
+        assert code == 2 and out == "" and "holds no instances" in err
+
+
+def test_a_directory_as_input_is_called_a_directory(capsys, tmp_path):
+    code, out, err = run(capsys, "run", "index", "--model", "transformer", "--input", str(tmp_path))
+    assert code == 2 and "is a directory" in err and "does not exist" not in err
+
+
+def test_list_models_descriptions_are_whole_sentences(capsys):
+    import inspect as pyinspect
+
+    from proofs_check import catalog
+
+    code, out, err = run(capsys, "list", "--models")
+    assert code == 0, err
+    for name, builder in catalog.catalog().items():
+        doc = " ".join((pyinspect.getdoc(builder) or "").split())
+        (line,) = [ln for ln in out.splitlines() if ln.startswith(name + "(")]
+        if doc:
+            text = line.split("): ", 1)[1]
+            assert text.endswith(".") and doc.startswith(text), (name, text)
