@@ -226,3 +226,28 @@ def test_list_models_descriptions_are_whole_sentences(capsys):
         if doc:
             text = line.split("): ", 1)[1]
             assert text.endswith(".") and doc.startswith(text), (name, text)
+
+
+def test_heatmap_colours_keep_small_weights_visible_and_small_matrices_carry_values():
+    from fractions import Fraction
+
+    import numpy as np
+
+    from proofs_check.inspect_model import ANNOTATE_CELLS, MIN_LEVEL, cell_labels, colour_levels
+
+    data = np.array([[0.0, 2.0 ** -20, -(2.0 ** 10)], [1.0, -(2.0 ** -20), 0.0]])
+    levels = colour_levels(data)
+    assert levels[0, 0] == levels[1, 2] == 0
+    assert levels[0, 1] == MIN_LEVEL and levels[1, 1] == -MIN_LEVEL  # the smallest is not white
+    assert levels[0, 2] == -1 and 0 < levels[0, 1] < levels[1, 0] < 1  # monotone in |w|
+    exact = [[Fraction(0), Fraction(1, 4)], [Fraction(-3, 2), Fraction(0)]]
+    assert cell_labels(exact) == [(0, 1, "1/4"), (1, 0, "-3/2")]
+    big = [[Fraction(1)] * (ANNOTATE_CELLS + 1)]
+    assert cell_labels(big) == []
+
+
+def test_plot_writes_an_annotated_png(capsys, tmp_path):
+    target = tmp_path / "w.png"
+    code, out, err = run(capsys, "inspect", "random-transformer", "--plot", str(target), "--matrix", "layer1.head1.W_K")
+    assert code == 0, err
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
