@@ -251,3 +251,19 @@ def test_plot_writes_an_annotated_png(capsys, tmp_path):
     code, out, err = run(capsys, "inspect", "random-transformer", "--plot", str(target), "--matrix", "layer1.head1.W_K")
     assert code == 0, err
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_precision_keeps_a_long_error_message_whole():
+    from types import SimpleNamespace
+
+    from constructions.errors import PrecisionError
+    from proofs_check import precision
+
+    message = "overflow at layer 3, head 2, W_V row 'ptr', position 17: " + "the value leaves R_p " * 8 + "END"
+
+    def decode(*args):
+        raise PrecisionError(message)
+
+    case = SimpleNamespace(label="case 1", tokens=(), answer="YES")
+    outcome = precision._run_case(SimpleNamespace(decode=decode), None, case, None, None)
+    assert outcome.error == f"PrecisionError: {' '.join(message.split())}" and outcome.error.endswith("END")
