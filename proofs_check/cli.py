@@ -162,6 +162,21 @@ def verify_table(results: list[dict[str, Any]], profile_name: str) -> str:
     return "\n".join(lines)
 
 
+def _run_with_progress(check, profile, quiet: bool) -> dict[str, Any]:
+    """_run_one with a per-example bar (Profile.on_case, called by property_check) on a terminal."""
+    import dataclasses
+
+    from .progress import bar, wanted
+
+    progress = bar(wanted(quiet), None, check.id, "case")
+    if progress is None:
+        return _run_one(check, profile)
+    try:
+        return _run_one(check, dataclasses.replace(profile, on_case=lambda: progress.update(1)))
+    finally:
+        progress.close()
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import registry
 
@@ -173,7 +188,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for i, check in enumerate(checks, start=1):
         if not args.quiet:
             print(f"[{i}/{len(checks)}] {check.id} {check.title} ...", end="", file=sys.stderr, flush=True)
-        result = _run_one(check, profile)
+        result = _run_with_progress(check, profile, args.quiet)
         if not args.quiet:
             print(f" {'PASS' if result['passed'] else 'FAIL'} ({result['seconds']:.1f}s)", file=sys.stderr, flush=True)
         results.append(result)

@@ -267,3 +267,17 @@ def test_precision_keeps_a_long_error_message_whole():
     case = SimpleNamespace(label="case 1", tokens=(), answer="YES")
     outcome = precision._run_case(SimpleNamespace(decode=decode), None, case, None, None)
     assert outcome.error == f"PrecisionError: {' '.join(message.split())}" and outcome.error.endswith("END")
+
+
+def test_property_check_reports_each_case_to_the_profile_hook():
+    import dataclasses
+
+    from hypothesis import strategies as st
+
+    from proofs_check import registry
+
+    seen = []
+    profile = dataclasses.replace(registry.PROFILES["ci"], on_case=lambda: seen.append(1))
+    outcome = registry.property_check(st.integers(0, 9), lambda x: None, profile, max_examples=7)
+    assert outcome.passed and outcome.cases == len(seen) > 0
+    assert profile == registry.PROFILES["ci"]  # the hook is not part of the profile's identity
