@@ -79,17 +79,17 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=cmd_run)
 
 
-def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any]]:
-    """(1-based index, JSON object or the error that line gives) for every instance given."""
+def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any, int | None]]:
+    """(1-based index, JSON object or the error that line gives, its --input file line or None)."""
     from_args = runner.instances_from_args(args)
     if from_args is not None:
-        yield from enumerate(from_args, 1)
+        yield from ((k, item, None) for k, item in enumerate(from_args, 1))
         return
     if args.instance is not None:
         try:
-            yield 1, parse_json(args.instance, what="--instance")
+            yield 1, parse_json(args.instance, what="--instance"), None
         except InputError as exc:
-            yield 1, exc
+            yield 1, exc, None
         return
     if args.input is None:
         raise InputError("give the instances with --input FILE.jsonl or --instance JSON")
@@ -115,25 +115,26 @@ def _input_bytes(name: str) -> bytes:
         raise InputError(f"cannot read input file {name}: {exc.strerror or exc}") from None
 
 
-def _jsonl_instances(data: bytes) -> Iterator[tuple[int, Any]]:
+def _jsonl_instances(data: bytes) -> Iterator[tuple[int, Any, int]]:
     """JSON Lines: one instance per b"\\n"-separated line (a trailing \\r and a leading BOM are
-    dropped, blank lines skipped); a line that is not UTF-8 or not JSON is that instance's error."""
+    dropped, blank lines skipped); a line that is not UTF-8 or not JSON is that instance's error.
+    Yields (instance number K among the non-blank lines, object or error, file line number)."""
     k = 0
-    for raw in data.split(b"\n"):
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
         raw = raw[:-1] if raw.endswith(b"\r") else raw
         try:
             line = decode_utf8(raw, what="the line")
         except InputError as exc:
             k += 1
-            yield k, exc
+            yield k, exc, lineno
             continue
         if not line.strip():
             continue
         k += 1
         try:
-            yield k, parse_json(line, what="the line")
+            yield k, parse_json(line, what="the line"), lineno
         except InputError as exc:
-            yield k, exc
+            yield k, exc, lineno
 
 
 def _human(out: dict) -> str:
@@ -167,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with RegexOracle() as oracle:
         from .progress import each, wanted
 
-        for k, data in each(_raw_instances(args, runner), wanted(args.quiet), f"run {args.task}", "instance"):
+        for k, data, lineno in each(_raw_instances(args, runner), wanted(args.quiet), f"run {args.task}", "instance"):
             try:
                 if isinstance(data, Exception):
                     raise data
@@ -176,9 +177,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             except ProofsCheckError as exc:
                 failures += 1
                 message = " ".join(str(exc).split())
-                print(f"error: instance {k}: {message}", file=sys.stderr)
+                where = "" if lineno is None else f"line {lineno}: "  # the file line, blank lines counted
+                print(f"error: instance {k}: {where}{message}", file=sys.stderr)
                 if args.json:
-                    print(json.dumps({"instance": k, "error": message}), flush=True)
+                    print(json.dumps({"instance": k, **({} if lineno is None else {"line": lineno}), "error": message}),
+                          flush=True)
                 continue
             print(json.dumps(out) if args.json else getattr(runner, "human", _human)(out), flush=True)
     return 2 if failures else 0

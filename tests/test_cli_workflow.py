@@ -281,3 +281,14 @@ def test_property_check_reports_each_case_to_the_profile_hook():
     outcome = registry.property_check(st.integers(0, 9), lambda x: None, profile, max_examples=7)
     assert outcome.passed and outcome.cases == len(seen) > 0
     assert profile == registry.PROFILES["ci"]  # the hook is not part of the profile's identity
+
+
+def test_jsonl_errors_name_the_file_line_blank_lines_counted(capsys, tmp_path):
+    path = tmp_path / "idx.jsonl"
+    path.write_text('{"tokens": [1, 2], "query": 1}\n\n\n{"tokens": [1, 2], "query": 9}\nnot json\n')
+    code, out, err = run(capsys, "run", "index", "--model", "transformer", "--input", str(path), "--json")
+    assert code == 2
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert recs[0]["answer"] == 1
+    assert (recs[1]["instance"], recs[1]["line"], recs[2]["instance"], recs[2]["line"]) == (2, 4, 3, 5)
+    assert err.splitlines()[0].startswith("error: instance 2: line 4: ")
