@@ -6,10 +6,11 @@ Subcommands::
     proofs-check verify [--only ID ...] [--profile ci|dev|thorough] [--json] [--quiet]
     proofs-check inspect MODEL_FILE_OR_NAME [--n N] [--p P] [--param KEY=VALUE ...]
                          [--matrix NAME ...] [--all] [--export FILE.json] [--plot FILE.png]
-    proofs-check run-model MODEL_FILE_OR_NAME --tokens "..." [--cot | --rag] [--max-steps N]
-                           [--answers "YES NO"] [--evaluator reference|fast]
+    proofs-check run-model MODEL_FILE_OR_NAME --tokens "..." [--step | --cot | --rag] [--max-steps N]
+                           [--answers "..."] [--evaluator fast|reference] [--quiet]
                            [--number-format exact|float64|float32|bfloat16] [--json]
     proofs-check errata [--json] [--run] [ID ...]
+    proofs-check build NAME [--n N] [--p P] [--param KEY=VALUE ...] --out FILE.safetensors
 
 Exit status: 0 success (every selected check passed), 1 a check failed, 2 bad input (every
 :class:`ProofsCheckError` and every usage error is one ``error: ...`` line on stderr, never a
