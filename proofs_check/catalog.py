@@ -173,14 +173,25 @@ def names() -> list[str]:
 def describe(name: str) -> str:
     """``name(params)``: the first line of the builder's docstring."""
     builder = _lookup(name)
-    doc = (inspect.getdoc(builder) or "").strip().splitlines()
+    doc = [_first_sentence(inspect.getdoc(builder) or "")]
     params = []
     for prm in inspect.signature(builder).parameters.values():
         if prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD):
             params.append(("*" if prm.kind is prm.VAR_POSITIONAL else "**") + prm.name)
         else:
             params.append(prm.name if prm.default is prm.empty else f"{prm.name}={prm.default}")
-    return f"{name}({', '.join(params)})" + (f": {doc[0]}" if doc else "")
+    return f"{name}({', '.join(params)})" + (f": {doc[0]}" if doc[0] else "")
+
+
+def _first_sentence(doc: str) -> str:
+    """The docstring's first paragraph up to its first full stop (``. `` or the end), so that a
+    description wrapped over several lines is never cut mid-sentence."""
+    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    for k in range(len(paragraph)):
+        if paragraph[k] == "." and (k + 1 == len(paragraph) or paragraph[k + 1] == " ") and not paragraph[:k].endswith(
+                ("e.g", "i.e", "Thm", "Lemma", "Def", "App", "Sec", "Prop", "cf", "resp")):
+            return paragraph[: k + 1]
+    return paragraph
 
 
 def _lookup(name: str) -> Builder:
@@ -205,7 +216,9 @@ def build(name: str, **params) -> Model:
     model = builder(**params)
     if not isinstance(model, Model):
         raise RuntimeError(f"catalog builder {name!r} returned {type(model).__name__}, not a Model")
-    return model
+    from .prompts import declare
+
+    return declare(name, model)  # its prompt format, decoding and answer tokens in model.meta
 
 
 def parse_param(text: str) -> tuple[str, object]:

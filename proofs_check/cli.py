@@ -6,10 +6,11 @@ Subcommands::
     proofs-check verify [--only ID ...] [--profile ci|dev|thorough] [--json] [--quiet]
     proofs-check inspect MODEL_FILE_OR_NAME [--n N] [--p P] [--param KEY=VALUE ...]
                          [--matrix NAME ...] [--all] [--export FILE.json] [--plot FILE.png]
-    proofs-check run-model MODEL_FILE_OR_NAME --tokens "..." [--cot | --rag] [--max-steps N]
-                           [--answers "YES NO"] [--evaluator reference|fast]
+    proofs-check run-model MODEL_FILE_OR_NAME --tokens "..." [--step | --cot | --rag] [--max-steps N]
+                           [--answers "..."] [--evaluator fast|reference] [--quiet]
                            [--number-format exact|float64|float32|bfloat16] [--json]
     proofs-check errata [--json] [--run] [ID ...]
+    proofs-check build NAME [--n N] [--p P] [--param KEY=VALUE ...] --out FILE.safetensors
 
 Exit status: 0 success (every selected check passed), 1 a check failed, 2 bad input (every
 :class:`ProofsCheckError` and every usage error is one ``error: ...`` line on stderr, never a
@@ -42,6 +43,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "proofs_check.precision",
     "proofs_check.compile_rnn",
     "proofs_check.errata",
+    "proofs_check.build_command",
 )
 
 
@@ -161,6 +163,21 @@ def verify_table(results: list[dict[str, Any]], profile_name: str) -> str:
     return "\n".join(lines)
 
 
+def _run_with_progress(check, profile, quiet: bool) -> dict[str, Any]:
+    """_run_one with a per-example bar (Profile.on_case, called by property_check) on a terminal."""
+    import dataclasses
+
+    from .progress import bar, wanted
+
+    progress = bar(wanted(quiet), None, check.id, "case")
+    if progress is None:
+        return _run_one(check, profile)
+    try:
+        return _run_one(check, dataclasses.replace(profile, on_case=lambda: progress.update(1)))
+    finally:
+        progress.close()
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import registry
 
@@ -172,7 +189,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for i, check in enumerate(checks, start=1):
         if not args.quiet:
             print(f"[{i}/{len(checks)}] {check.id} {check.title} ...", end="", file=sys.stderr, flush=True)
-        result = _run_one(check, profile)
+        result = _run_with_progress(check, profile, args.quiet)
         if not args.quiet:
             print(f" {'PASS' if result['passed'] else 'FAIL'} ({result['seconds']:.1f}s)", file=sys.stderr, flush=True)
         results.append(result)
@@ -262,9 +279,12 @@ def _add_run_model(sub) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--cot", action="store_true", help="greedy chain of thought until an answer token (Def A.4)")
     mode.add_argument("--rag", action="store_true", help="chain of thought with in-context retrieval (Def A.5)")
+    mode.add_argument("--step", action="store_true", help="one forward step: the next token (default unless the model declares a decoding)")
     p.add_argument("--max-steps", type=int, help="most generated tokens before the answer (default: to max_len)")
-    p.add_argument("--answers", default="YES NO", help='tokens that end decoding (default "YES NO")')
-    p.add_argument("--evaluator", choices=("reference", "fast"), default="reference")
+    p.add_argument("--answers", default=None,
+                   help='tokens that end decoding (default: the model\'s declared answers, see `inspect`; else "YES NO")')
+    p.add_argument("--evaluator", choices=("reference", "fast"), default="fast",
+                   help="fast (default: the same bits as reference, by the cross-checks) or reference (slow, plain Python)")
     p.add_argument("--number-format", choices=("exact", "float64", "float32", "bfloat16"), default="exact",
                    help="exact R_p (default), or the same weights in an IEEE format without R_p rounding "
                         "(fast evaluator): where real hardware differs")
@@ -274,6 +294,7 @@ def _add_run_model(sub) -> None:
     p.add_argument("--overflow", choices=("raise", "saturate"), default="raise",
                    help="on leaving R_p: raise (default) or, one step only, clip and report where")
     p.add_argument("--json", action="store_true", help="print {generated, answer, retrievals, p} as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway off a terminal)")
     p.set_defaults(handler=cmd_run_model)
 
 
@@ -291,6 +312,21 @@ def make_evaluator(kind: str, arith, number_format: str = "exact"):
     return FastEvaluator(arith)
 
 
+def _answers_text(args: argparse.Namespace, model) -> str:
+    if args.answers is not None:
+        return args.answers
+    declared = model.meta.get("answers")
+    return " ".join(map(str, declared)) if declared else "YES NO"
+
+
+def _apply_declared_decoding(args: argparse.Namespace, model) -> None:
+    """No mode flag: decode as the model declares (``meta["decoding"]``, see proofs_check.prompts)."""
+    if not (args.cot or args.rag or args.step):
+        decoding = model.meta.get("decoding")
+        args.cot = decoding == "chain_of_thought"
+        args.rag = decoding == "retrieval_augmented"
+
+
 def cmd_run_model(args: argparse.Namespace) -> int:
     from constructions import decode
     from constructions.numerics import Arithmetic
@@ -299,7 +335,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     prompt = model.vocab.tokenize(args.tokens)
     if not prompt:
         raise ProofsCheckError('--tokens is empty; give at least one token, e.g. --tokens "<s> 1 2"')
-    answers = set(model.vocab.tokenize(args.answers))
+    answers = set(model.vocab.tokenize(_answers_text(args, model)))
+    _apply_declared_decoding(args, model)
     if args.max_steps is not None and args.max_steps < 0:
         raise ProofsCheckError("--max-steps must be >= 0")
     max_steps = args.max_steps if args.max_steps is not None else max(0, model.max_len - len(prompt))
@@ -310,11 +347,17 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     )
     saturations: list[str] = []
     if args.cot or args.rag:
-        session = evaluator.session(model, prompt)
-        if args.cot:
-            result = decode.chain_of_thought(session, max_steps, answers)
-        else:
-            result = decode.retrieval_augmented(session, model.vocab, max_steps, answers)
+        from .progress import decoding_session, wanted
+
+        session, progress = decoding_session(evaluator.session(model, prompt), wanted(args.quiet), max_steps + 1)
+        try:
+            if args.cot:
+                result = decode.chain_of_thought(session, max_steps, answers)
+            else:
+                result = decode.retrieval_augmented(session, model.vocab, max_steps, answers)
+        finally:
+            if progress is not None:
+                progress.close()
         generated, answer, retrievals, stopped = result.generated, result.answer, result.retrievals, result.stopped
     else:
         forward = evaluator.forward(model, prompt)
@@ -328,6 +371,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             "p": model.p,
             "stopped": stopped,
             "number_format": args.number_format,
+            "evaluator": "fast" if args.number_format != "exact" else args.evaluator,
         }
         if args.overflow == "saturate":
             out["saturations"] = saturations
@@ -335,13 +379,15 @@ def cmd_run_model(args: argparse.Namespace) -> int:
         return 0
     from constructions.vocab import detokenize
 
-    fmt = f"IEEE {args.number_format}, no R_p rounding" if args.number_format != "exact" else f"evaluator {args.evaluator}"
+    fmt = (f"IEEE {args.number_format}, no R_p rounding" if args.number_format != "exact"
+           else f"evaluator {args.evaluator}" + (", exact, same bits as reference" if args.evaluator == "fast" else ""))
     print(f"model: {label} (p = {model.p}, {fmt})")
     print(f"prompt: {detokenize(prompt)}")
     print(f"generated: {detokenize(generated)}")
     for k, r in enumerate(retrievals, start=1):
         print(f"retrieval {k}: pattern {r.pattern!r} -> {detokenize(r.result)}")
-    print(f"answer: {answer if answer is not None else '(none: stopped after --max-steps)'}")
+    limit = "--max-steps" if args.max_steps is not None else f"reaching the model's max_len of {model.max_len} tokens"
+    print(f"answer: {answer if answer is not None else f'(none: stopped after {limit})'}")
     if saturations:
         print(f"saturated (clipped to the largest magnitude of R_{model.p}) at {len(saturations)} place(s):")
         for where in saturations[:20]:

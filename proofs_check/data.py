@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from constructions.errors import InputError
@@ -34,7 +35,7 @@ from constructions.vocab import detokenize
 
 from .algorithms import algorithm2, cot_algorithm1
 from .atomic_files import atomic_text, check_target
-from .graphs import YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree, shuffle_edges
+from .graphs import NO, YES, Graph, istree_answer, random_non_tree_n_minus_1, random_tree, shuffle_edges
 from .lower_bounds import figure3_graph
 
 FORMATS = ("vanilla", "cot", "retrieval")
@@ -99,6 +100,49 @@ def write_istree_data(n: int, count: int, fmt: str, seed: int, path: str | Path,
             yes += rec["label"] == YES
             fh.write(json.dumps(rec) + "\n")
     return yes
+
+
+# ---- reading the records back (``run istree --input``) ------------------------------------------
+
+RECORD_KEYS = frozenset({"n", "edges", "input", "label", "format", "target"})
+
+
+@dataclass(frozen=True)
+class LabelledGraph:
+    """A graph read from a ``data istree`` record, with the record's label and format.
+
+    The label travels beside the graph only to be *compared* with the model's answer after
+    decoding (``run``'s ``"label"`` / ``"correct"`` fields); the model sees ``graph.tokens()``."""
+
+    graph: Graph
+    label: str
+    fmt: str
+
+
+def is_data_record(data: object) -> bool:
+    """A JSON object with any key only a ``data istree`` record has."""
+    return isinstance(data, dict) and bool(set(data) & (RECORD_KEYS - {"n", "edges"}))
+
+
+def read_record(data: dict, n: int | None = None) -> LabelledGraph:
+    """One ``data istree`` line back as a graph; every field must agree with the edges, so a
+    hand-edited line cannot carry an input the graph does not tokenize to."""
+    extra = set(data) - RECORD_KEYS
+    if extra:
+        raise InputError(f"unknown keys {sorted(extra)} in a data istree record; expected {sorted(RECORD_KEYS)}")
+    g = Graph.from_json({"n": data.get("n") if n is None else n, "edges": data.get("edges")})
+    fmt, label = data.get("format", "vanilla"), data.get("label")
+    if fmt not in FORMATS:
+        raise InputError(f"unknown data format {fmt!r} in the record; choose one of {', '.join(FORMATS)}")
+    if label not in (YES, NO):
+        raise InputError(f"the record's label must be \"YES\" or \"NO\", got {label!r}")
+    if "input" in data and data["input"] != detokenize(g.tokens()):
+        raise InputError(f"the record's input {data['input']!r} is not the tokenized edges "
+                         f"{detokenize(g.tokens())!r}; fix or drop the \"input\" field")
+    target = data.get("target")
+    if target is not None and (not isinstance(target, str) or target.split()[-1:] != [label]):
+        raise InputError(f"the record's target must be a string ending with its label {label}, got {target!r}")
+    return LabelledGraph(g, label, fmt)
 
 
 # ---- CLI ---------------------------------------------------------------------------------------

@@ -309,6 +309,12 @@ def report(model: Model, matrices: Sequence[str] = (), show_all: bool = False, t
         lines.append("meta:")
         for k, v in model.meta.items():
             lines.append(f"  {k}: {_meta_text(v)}")
+    from .prompts import describe as prompt_lines
+
+    declared = prompt_lines(model.meta)
+    if declared:
+        lines.append("how to run it (run-model uses these by default):")
+        lines += ["  " + line for line in declared]
     reads, writes = _readers_writers(model)
     lines.append(f"residual dimensions (d = {model.d}):")
     lines += _table(
@@ -375,9 +381,36 @@ def _as_float(v: Fraction) -> float:
         return math.copysign(1e300, v)
 
 
+MIN_LEVEL = 0.3  # the colour of the smallest non-zero weight: 30% of full intensity, never white
+ANNOTATE_CELLS = 400  # exact values are written in the cells of a heatmap with at most this many
+
+
+def colour_levels(data: np.ndarray) -> np.ndarray:
+    """Each weight's colour level in [-1, 1]: 0 for 0; a non-zero w gets sign(w) times
+    MIN_LEVEL + (1 - MIN_LEVEL) * (log2|w| - log2 min) / (log2 max - log2 min), so magnitudes
+    spread on a log scale and the smallest non-zero weight stays visible (issue 15)."""
+    out = np.zeros_like(data, dtype=float)
+    mags = np.abs(data)
+    nz = mags > 0
+    if not nz.any():
+        return out
+    lo, hi = np.log2(mags[nz].min()), np.log2(mags[nz].max())
+    spread = (np.log2(mags[nz]) - lo) / (hi - lo) if hi > lo else np.ones(int(nz.sum()))
+    out[nz] = np.sign(data[nz]) * (MIN_LEVEL + (1 - MIN_LEVEL) * spread)
+    return out
+
+
+def cell_labels(exact: Sequence[Sequence[Fraction]]) -> list[tuple[int, int, str]]:
+    """(row, col, exact value) of every non-zero cell, when the matrix has at most
+    ANNOTATE_CELLS cells (else none: the text would be unreadable)."""
+    if sum(len(row) for row in exact) > ANNOTATE_CELLS:
+        return []
+    return [(i, j, str(v)) for i, row in enumerate(exact) for j, v in enumerate(row) if v != 0]
+
+
 def plot(model: Model, path: str | Path, matrices: Sequence[str] = (), show_all: bool = False) -> Path:
-    """Each non-empty weight matrix as a labelled heatmap on a symlog colour scale, in one PNG."""
-    from matplotlib.colors import SymLogNorm
+    """Each non-empty weight matrix as a labelled heatmap in one PNG: colours on the log scale of
+    :func:`colour_levels`, exact values written in small matrices (:func:`cell_labels`)."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state, Agg on savefig
 
     chosen = select_matrices(model, matrices) if matrices else list(named_matrices(model).values())
@@ -397,13 +430,14 @@ def plot(model: Model, path: str | Path, matrices: Sequence[str] = (), show_all:
         ax = fig.add_subplot(nrows, ncols, k + 1)
         rows = list(range(m.values.shape[0])) if show_all else m.live_rows()
         cols = list(range(m.values.shape[1])) if show_all else m.live_cols()
-        data = np.array([[_as_float(Fraction(int(m.values[i, j]), scale)) for j in cols] for i in rows], dtype=float)
-        nonzero = np.abs(data[data != 0])
-        vmax = float(nonzero.max())
-        linthresh = max(float(nonzero.min()), 1.0 / scale)
-        norm = SymLogNorm(linthresh=linthresh, vmin=-vmax, vmax=vmax, base=2)
-        image = ax.imshow(data, cmap="RdBu_r", norm=norm, aspect="auto", interpolation="nearest")
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        exact = [[Fraction(int(m.values[i, j]), scale) for j in cols] for i in rows]
+        data = np.array([[_as_float(v) for v in row] for row in exact], dtype=float)
+        image = ax.imshow(colour_levels(data), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+        bar = fig.colorbar(image, ax=ax, shrink=0.8)
+        ticks = sorted({float(v) for v in (data.min(), data.max(), 0.0)} | set(np.abs(data[data != 0]).min() * np.array([-1, 1])))
+        bar.set_ticks(list(colour_levels(np.array(ticks))), labels=[f"{t:.3g}" for t in ticks])
+        for i, j, text in cell_labels(exact):
+            ax.text(j, i, text, ha="center", va="center", fontsize=6)
         ax.set_title(m.name, fontsize=9)
         fs = max(3, min(8, int(300 / max(len(rows), len(cols), 1))))
         ax.set_yticks(range(len(rows)), [m.rows[i] for i in rows], fontsize=fs)

@@ -25,6 +25,7 @@ from constructions.errors import InputError, ProofsCheckError
 from constructions.limits import require_n
 from constructions.model import Model
 
+from .data import LabelledGraph, is_data_record, read_record
 from .graphs import NO, YES, Graph
 from .plugins import import_construction
 from .retrieval_runners import ModelCache, answer_record
@@ -107,13 +108,18 @@ class IsTreeRunner:
         except ProofsCheckError as exc:
             return [exc]
 
-    def parse(self, data: Any, n: int | None) -> Graph:
+    def parse(self, data: Any, n: int | None) -> Graph | LabelledGraph:
+        if is_data_record(data):  # a line written by `data istree` (any of the three formats)
+            return read_record(data, n)
         if isinstance(data, dict) and n is not None:
             data = {**data, "n": n}
         return Graph.from_json(data)
 
-    def run(self, instance: Graph, model: str, n: int | None, p: int | None, evaluator, cache: ModelCache,
-            oracle: RegexOracle) -> dict:
+    def run(self, instance: Graph | LabelledGraph, model: str, n: int | None, p: int | None, evaluator,
+            cache: ModelCache, oracle: RegexOracle) -> dict:
+        if isinstance(instance, LabelledGraph):  # the label is compared only after decoding
+            out = self.run(instance.graph, model, n, p, evaluator, cache, oracle)
+            return {**out, "label": instance.label, "correct": out["answer"] == instance.label}
         g = instance if n is None or n == instance.n else Graph.make(n, instance.edges)
         built, bound = build_model(model, g.n, p, cache)
         return answer_record(decode_graph(model, built, g, bound, evaluator, oracle), model, built.p, g.n)

@@ -398,7 +398,7 @@ def _run_case(con: Construction, model: Model, case: Case, evaluator, oracle) ->
         res = con.decode(model, case, evaluator, oracle)
     except ProofsCheckError as exc:
         kind = type(exc).__name__
-        first = " ".join(str(exc).split())[:110]
+        first = " ".join(str(exc).split())  # whole: a cut message hides where it failed (issue 15)
         return Outcome(case.label, None, False, [], f"{kind}: {first}")
     chain = [str(t) for t in res.sequence[len(res.prompt):]]
     return Outcome(case.label, None if res.answer is None else str(res.answer), res.answer == case.answer, chain)
@@ -626,7 +626,7 @@ def _scan(con: Construction, make: Callable[[int], Model], cases: Sequence[Case]
         try:
             model = make(p)
         except ProofsCheckError as exc:
-            steps.append(ScanStep(p, False, 0, len(cases), f"no model: {' '.join(str(exc).split())[:110]}"))
+            steps.append(ScanStep(p, False, 0, len(cases), f"no model: {' '.join(str(exc).split())}"))
             continue
         step = ScanStep(p, True, 0, len(cases))
         for case in cases:

@@ -46,6 +46,7 @@ class Profile:
     max_examples: int
     max_n: int  # largest problem size a check should draw
     derandomize: bool
+    on_case: Callable[[], None] | None = field(default=None, compare=False)  # progress: one call per example
 
     def hypothesis_settings(self, max_examples: int | None = None) -> settings:
         return settings(
@@ -107,6 +108,8 @@ def property_check(
     def counted(example: Any) -> None:
         nonlocal count
         count += 1
+        if profile.on_case is not None:
+            profile.on_case()
         body(example)
 
     test = given(strategy)(counted)

@@ -68,6 +68,7 @@ def add_parser(subparsers) -> None:
     src.add_argument("--input", metavar="FILE.jsonl", help="one JSON instance per line ('-' for stdin)")
     src.add_argument("--instance", metavar="JSON", help="one instance as a JSON object")
     p.add_argument("--json", action="store_true", help="one JSON object per instance on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway off a terminal)")
     p.add_argument("--evaluator", choices=("fast", "reference"), default="fast",
                    help="fast (default; same bits) or reference (slow, obviously exact)")
     seen: set[int] = set()
@@ -78,21 +79,24 @@ def add_parser(subparsers) -> None:
     p.set_defaults(handler=cmd_run)
 
 
-def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any]]:
-    """(1-based index, JSON object or the error that line gives) for every instance given."""
+def _raw_instances(args: argparse.Namespace, runner) -> Iterator[tuple[int, Any, int | None]]:
+    """(1-based index, JSON object or the error that line gives, its --input file line or None)."""
     from_args = runner.instances_from_args(args)
     if from_args is not None:
-        yield from enumerate(from_args, 1)
+        yield from ((k, item, None) for k, item in enumerate(from_args, 1))
         return
     if args.instance is not None:
         try:
-            yield 1, parse_json(args.instance, what="--instance")
+            yield 1, parse_json(args.instance, what="--instance"), None
         except InputError as exc:
-            yield 1, exc
+            yield 1, exc, None
         return
     if args.input is None:
         raise InputError("give the instances with --input FILE.jsonl or --instance JSON")
-    yield from _jsonl_instances(_input_bytes(args.input))
+    data = _input_bytes(args.input)
+    if not data.strip():
+        raise InputError(f"--input {args.input} holds no instances (it is empty); write one JSON object per line")
+    yield from _jsonl_instances(data)
 
 
 def _input_bytes(name: str) -> bytes:
@@ -101,6 +105,8 @@ def _input_bytes(name: str) -> bytes:
         stream = getattr(sys.stdin, "buffer", None)
         return stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
     path = Path(name)
+    if path.is_dir():
+        raise InputError(f"--input {name} is a directory; give a .jsonl file (one JSON instance per line)")
     if not path.is_file():
         raise InputError(f"input file {name} does not exist (or is not a regular file)")
     try:
@@ -109,25 +115,26 @@ def _input_bytes(name: str) -> bytes:
         raise InputError(f"cannot read input file {name}: {exc.strerror or exc}") from None
 
 
-def _jsonl_instances(data: bytes) -> Iterator[tuple[int, Any]]:
+def _jsonl_instances(data: bytes) -> Iterator[tuple[int, Any, int]]:
     """JSON Lines: one instance per b"\\n"-separated line (a trailing \\r and a leading BOM are
-    dropped, blank lines skipped); a line that is not UTF-8 or not JSON is that instance's error."""
+    dropped, blank lines skipped); a line that is not UTF-8 or not JSON is that instance's error.
+    Yields (instance number K among the non-blank lines, object or error, file line number)."""
     k = 0
-    for raw in data.split(b"\n"):
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
         raw = raw[:-1] if raw.endswith(b"\r") else raw
         try:
             line = decode_utf8(raw, what="the line")
         except InputError as exc:
             k += 1
-            yield k, exc
+            yield k, exc, lineno
             continue
         if not line.strip():
             continue
         k += 1
         try:
-            yield k, parse_json(line, what="the line")
+            yield k, parse_json(line, what="the line"), lineno
         except InputError as exc:
-            yield k, exc
+            yield k, exc, lineno
 
 
 def _human(out: dict) -> str:
@@ -135,6 +142,8 @@ def _human(out: dict) -> str:
         f"halted: {out['halted']}", f"steps={out['steps']}", f"state={out['state']}", f"ones={out['ones']}",
         f"tape[{out['tape_start']}..]={''.join(map(str, out['tape']))}"]
     parts = head + [f"n={out['n']}", f"p={out['p']}", "generated: " + " ".join(out["generated"])]
+    if "label" in out:  # a `data istree` record: its label beside the answer
+        parts.insert(1, f"label: {out['label']} ({'correct' if out['correct'] else 'WRONG'})")
     for r in out.get("retrievals", []):
         parts.append(f"retrieval: {r['pattern']!r} -> {r['result']!r}")
     return "  ".join(parts)
@@ -157,7 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = ModelCache()
     failures = 0
     with RegexOracle() as oracle:
-        for k, data in _raw_instances(args, runner):
+        from .progress import each, wanted
+
+        for k, data, lineno in each(_raw_instances(args, runner), wanted(args.quiet), f"run {args.task}", "instance"):
             try:
                 if isinstance(data, Exception):
                     raise data
@@ -166,9 +177,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             except ProofsCheckError as exc:
                 failures += 1
                 message = " ".join(str(exc).split())
-                print(f"error: instance {k}: {message}", file=sys.stderr)
+                where = "" if lineno is None else f"line {lineno}: "  # the file line, blank lines counted
+                print(f"error: instance {k}: {where}{message}", file=sys.stderr)
                 if args.json:
-                    print(json.dumps({"instance": k, "error": message}), flush=True)
+                    print(json.dumps({"instance": k, **({} if lineno is None else {"line": lineno}), "error": message}),
+                          flush=True)
                 continue
             print(json.dumps(out) if args.json else getattr(runner, "human", _human)(out), flush=True)
     return 2 if failures else 0

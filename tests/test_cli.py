@@ -286,7 +286,7 @@ def run_json(capsys, *argv):
 
 def test_run_model_one_step(capsys, lookup_in_catalog):
     assert run_json(capsys, "test-lookup", "--tokens", "<s> 1") == {
-        "generated": ["YES"], "answer": "YES", "retrievals": [], "p": 11, "stopped": "one step", "number_format": "exact"}
+        "generated": ["YES"], "answer": "YES", "retrievals": [], "p": 11, "stopped": "one step", "number_format": "exact", "evaluator": "fast"}
     assert run_json(capsys, "test-lookup", "--tokens", "<s> 1 2")["generated"] == ["<StartSearch>"]
 
 
