@@ -69,6 +69,7 @@ def index_memory_rnn(N: int, window: int | None = None, p: int | None = None) ->
 
 
 def build_catalog(n: int = 8, p: int | None = None, window: int | None = None) -> Model:
+    """Lemma B.24's upper bound: a linear RNN answering Index(n) from a memory of all of x."""
     return index_memory_rnn(n, window, p)
 
 
