@@ -141,10 +141,21 @@ def _check_multiplication_rounded(case) -> None:
     assert_delta(delta, {out: [reference_round(x * y, F, arith.tie) for x, y in pairs]}, f"B.1 rounded p={p}")
 
 
+def _mul_tie_examples() -> list:
+    """Rounded-multiplication cases whose products sit exactly on a rounding tie (x y = (k + 1/2)
+    2^-F for k = 0, 1, +-), under both tie rules: explicit, so that catching a tie-rule bug does
+    not depend on what the derandomized draws happen to hit."""
+    p = declared_p(fb.multiplication_precision(1, 1), 4)
+    u = Fraction(1, 2 ** ((p - 1) // 2))
+    pairs = [(Fraction(1, 2), u), (Fraction(3, 2), u), (Fraction(-1, 2), u), (Fraction(-3, 2), u)]
+    return [(1, p, Arithmetic(tie=tie), pairs) for tie in ("even", "away")]
+
+
 def run_b1(profile: Profile) -> CheckOutcome:
     return combine([
         property_check(_mul_case(profile.max_n), _check_multiplication_exact, profile),
-        property_check(_mul_rounded_case(profile.max_n), _check_multiplication_rounded, profile),
+        property_check(_mul_rounded_case(profile.max_n), _check_multiplication_rounded, profile,
+                       examples=_mul_tie_examples()),
     ])
 
 
