@@ -161,7 +161,9 @@ def fixed_cases_outcome(cases: list[TMCase], body) -> CheckOutcome:
     return CheckOutcome(True, len(cases), seconds=time.perf_counter() - start)
 
 
-def _run(profile: Profile) -> CheckOutcome:
+def _decode_all(profile: Profile, case_fn, fixed: list, table: dict) -> tuple[CheckOutcome, dict]:
+    """``case_fn(case, evaluator, oracle, seen)`` on the fixed cases once, then on drawn
+    ``tm_cases`` ((draws, step limit) = ``table[profile]``), with one fast evaluator and oracle."""
     import torch
 
     from constructions.evaluate_fast import FastEvaluator
@@ -169,13 +171,17 @@ def _run(profile: Profile) -> CheckOutcome:
     torch.set_num_threads(1)
     evaluator = FastEvaluator()
     seen: dict[str, Any] = {}
-    draws, limit = DRAWS.get(profile.name, DRAWS["ci"])
+    draws, limit = table.get(profile.name, table["ci"])
     with RegexOracle() as oracle:
-        body = lambda case: check_case(case, evaluator, oracle, seen)  # noqa: E731
-        outcomes = [fixed_cases_outcome(busy_beaver_cases() + [NON_HALTING], body),
+        body = lambda case: case_fn(case, evaluator, oracle, seen)  # noqa: E731
+        outcomes = [fixed_cases_outcome(fixed, body),
                     property_check(tm_cases(max_n=6, max_steps=limit, min_steps=limit // 3), body, profile,
                                    max_examples=draws)]
-    outcome = combine(outcomes)
+    return combine(outcomes), seen
+
+
+def _run(profile: Profile) -> CheckOutcome:
+    outcome, seen = _decode_all(profile, check_case, busy_beaver_cases() + [NON_HALTING], DRAWS)
     seen["tokens_per_step"] = sorted(seen.get("tokens_per_step", ()))
     outcome.measured = {**seen, "chain_bound": "9 n + 13 steps + 1", "busy_beavers": list(BUSY_BEAVERS),
                         "lemma_b31": "checked in this check on every decode (before each step and at the end)"}
@@ -191,20 +197,7 @@ def b31_case(case: TMCase, evaluator, oracle: RegexOracle, seen: dict) -> None:
 
 
 def _run_b31(profile: Profile) -> CheckOutcome:
-    import torch
-
-    from constructions.evaluate_fast import FastEvaluator
-
-    torch.set_num_threads(1)
-    evaluator = FastEvaluator()
-    seen: dict[str, Any] = {}
-    draws, limit = DRAWS_B31.get(profile.name, DRAWS_B31["ci"])
-    with RegexOracle() as oracle:
-        body = lambda case: b31_case(case, evaluator, oracle, seen)  # noqa: E731
-        outcomes = [fixed_cases_outcome(busy_beaver_cases()[:2], body),
-                    property_check(tm_cases(max_n=6, max_steps=limit, min_steps=limit // 3), body, profile,
-                                   max_examples=draws)]
-    outcome = combine(outcomes)
+    outcome, seen = _decode_all(profile, b31_case, busy_beaver_cases()[:2], DRAWS_B31)
     outcome.measured = {**seen, "reading": "last token triple 'i v i' (v a symbol) before step t's <StartSearch>, "
                         "cells in Z (B31-E1..E3)"}
     return outcome
