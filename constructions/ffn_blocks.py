@@ -79,6 +79,12 @@ def require_precision(p: int, needed: int, what: str) -> int:
     return p
 
 
+def precision_or_declared(p: int | None, needed: int, what: str) -> int:
+    """A builder's p: its declared ``needed`` when none is given, else ``p`` validated (odd, >= 3)
+    and refused below ``needed`` (:func:`require_precision`)."""
+    return needed if p is None else require_precision(p, needed, what)
+
+
 def embedding_precision(n: int, max_len: int) -> int:
     """p that a standalone model needs for its own conventions, whatever the block: the position
     dim holds up to max_len (A.3: l w_d), and the tied readout W_E holds the numbers up to n."""

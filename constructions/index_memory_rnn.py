@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from .blocks import FFNSpec, LayerSpec, assemble
 from .errors import InputError
-from .ffn_blocks import integer_hat, min_precision, require_precision
+from .ffn_blocks import integer_hat, min_precision, precision_or_declared
 from .layout import NUM, LayoutBuilder
 from .model import Model
-from .numerics import check_p
 from .rnn_blocks import recent_input_spec
 from .vocab import Vocabulary
 
@@ -47,9 +46,7 @@ def index_memory_rnn(N: int, window: int | None = None, p: int | None = None) ->
     from a memory of the last ``window`` bits (default N: all of them)."""
     w = _check(N, window)
     need = declared_p(N)
-    p = need if p is None else p
-    check_p(p)
-    require_precision(p, need, f"index-memory-rnn (N = {N})")
+    p = precision_or_declared(p, need, f"index-memory-rnn (N = {N})")
     vocab = Vocabulary(N)
     lb = LayoutBuilder(vocab)
     depth = w + 1  # slot 0 holds k; x_k + 1 sits N + 1 - k <= w slots back for the k kept

@@ -84,10 +84,9 @@ from typing import Union
 
 from .blocks import FFNSpec, LayerSpec, LinearUnitSpec, Unit, assemble
 from .errors import InputError
-from .ffn_blocks import integer_hat, min_precision, require_precision
+from .ffn_blocks import integer_hat, min_precision, precision_or_declared
 from .layout import NUM as NUM_DIM, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
 from .rnn_blocks import prefix_sum_spec, recent_input_spec
 from .vocab import Token, Vocabulary
 
@@ -325,9 +324,7 @@ def istree_rag_rnn(n: int, p: int | None = None) -> Model:
     p raises PrecisionError naming the p needed.  See the module docstring for every dim."""
     _check_n(n)
     need = declared_p(n)
-    p = need if p is None else p
-    check_p(p)
-    require_precision(p, need, f"istree-rag-rnn (n = {n})")
+    p = precision_or_declared(p, need, f"istree-rag-rnn (n = {n})")
     vocab = vocabulary(n)
     lb = LayoutBuilder(vocab)
     depths = _memory_depths()

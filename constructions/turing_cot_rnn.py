@@ -68,10 +68,9 @@ from typing import Sequence
 
 from .blocks import FFNSpec, Form, LayerSpec, LinearUnitSpec, Unit, assemble
 from .errors import EvaluatorError, InputError, MachineError
-from .ffn_blocks import integer_hat, lookup_precision, lookup_spec, min_precision, require_precision
+from .ffn_blocks import integer_hat, lookup_precision, lookup_spec, min_precision, precision_or_declared
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
 from .rnn_blocks import prefix_sum_spec, recent_input_spec
 from .turing_machine import HALT, Machine, parse_machine, state_letter
 from .vocab import Token, Vocabulary
@@ -413,9 +412,7 @@ def turing_cot_rnn(machine: Machine | str, n: int, max_steps: int, p: int | None
     machine = parse_machine(machine) if isinstance(machine, str) else machine
     sh = shape(n, max_steps, cells)
     need = declared_p(machine, sh, tape)
-    p = need if p is None else p
-    check_p(p)
-    require_precision(p, need, f"tm-cot-rnn (n = {n}, {sh.cells} cells, {max_steps} steps, {tape} tape)")
+    p = precision_or_declared(p, need, f"tm-cot-rnn (n = {n}, {sh.cells} cells, {max_steps} steps, {tape} tape)")
     vocab = vocabulary(machine)
     lb = LayoutBuilder(vocab)
     lu1 = _layer1_state(lb, machine, sh.m, window=tape == "cells")

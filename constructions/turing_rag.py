@@ -67,10 +67,9 @@ from typing import Any, Sequence
 from .blocks import FFNSpec, LayerSpec, LinearUnitSpec, Unit, assemble
 from .decode import DecodeResult
 from .errors import EvaluatorError, InputError, MachineError
-from .ffn_blocks import lookup_precision, lookup_spec, min_precision, require_precision
+from .ffn_blocks import lookup_precision, lookup_spec, min_precision, precision_or_declared
 from .layout import LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
 from .retrieval_tasks import FRAG_GROUP, FRAG_INDEX_HEAD, quantifier_token
 from .turing_machine import HALT, Machine, parse_machine, state_letter, time_bound
 from .vocab import Token, Vocabulary
@@ -419,9 +418,7 @@ def build(machine: Any, n: int, max_steps: int, p: int | None = None, queries: s
     m = _check_args(machine, n, max_steps)
     f = fragments(queries)
     need = declared_p(m, n, max_steps)
-    p = need if p is None else p
-    check_p(p)
-    require_precision(p, need, f"tm-rag (machine {m}, n = {n}, max_steps = {max_steps})")
+    p = precision_or_declared(p, need, f"tm-rag (machine {m}, n = {n}, max_steps = {max_steps})")
     vocab = vocabulary(m, n, max_steps, queries)
     toks = Tokens.of(m)
     rule_set = rules(f)
