@@ -1310,7 +1310,7 @@ def _token_ok(vocab, tok, max_int: int) -> bool:
 
 def _prepare(model: Model, arith: Arithmetic, seq_len: int, device: torch.device) -> _Prepared:
     """Weights as signed digits; the limb width from the largest inner dimension of the pass."""
-    prec = Precision(model.p)
+    prec = model.precision
     F = prec.F
     d = model.d
     inner = [d, seq_len, 1]
@@ -1466,7 +1466,7 @@ class FastEvaluator:
         if X.shape[1] > model.max_len:
             raise TokenError(f"input of length {X.shape[1]} exceeds the model's max_len {model.max_len}")
         if self.mode != "exact":
-            Xf = torch.from_numpy(np.asarray(X, dtype=object).astype(np.float64) * 2.0 ** -Precision(model.p).F)
+            Xf = torch.from_numpy(np.asarray(X, dtype=object).astype(np.float64) * 2.0 ** -model.precision.F)
             res = _FloatRun(model, self.mode, self.device).run(Xf.to(self.device), trace, "input")
             return res if readout else ForwardResult(res.residual, [], None, [], res.trace)
         l = X.shape[1]
@@ -1579,7 +1579,7 @@ class _FloatRun:
         self.model = model
         self.dtype = _FLOAT_DTYPES[mode]
         self.device = device
-        self.F = Precision(model.p).F
+        self.F = model.precision.F
 
     def w(self, arr: np.ndarray) -> torch.Tensor:
         vals = np.asarray(arr, dtype=object).astype(np.float64) * 2.0 ** -self.F

@@ -56,7 +56,7 @@ class _Run:
 
     def __init__(self, model: Model, arith: Arithmetic):
         self.model = model
-        self.prec = Precision(model.p)
+        self.prec = model.precision
         self.arith = arith
         self.saturations: list[str] = []
 

@@ -152,7 +152,7 @@ class Model:
 
     def validate(self) -> "Model":
         """Shapes, ranges, architecture ordering and the embedding layout; raises WeightError."""
-        prec = Precision(self.p)
+        prec = self.precision
         d = self.d
         self.layout.check_embedding(self.vocab)
         kinds = [layer.kind for layer in self.layers]

@@ -142,7 +142,7 @@ class _Step:
 
     def __init__(self, model: Model, kept: tuple[tuple[int, ...], ...], codes: list[list[int]]):
         self.model, self.kept, self.codes = model, kept, codes
-        self.prec = Precision(model.p)
+        self.prec = model.precision
         self.F = self.prec.F
         coords = sum(len(k) for k in kept) + 2
         self.b = GateBuilder(coords, model.p)
