@@ -69,19 +69,26 @@ def min_precision(magnitude: int | Fraction, frac: int = 0) -> int:
     return 2 * F + 1
 
 
-def require_precision(p: int, needed: int, what: str) -> int:
-    """Validate p (odd, >= 3) and refuse a p below what a construction needs."""
-    check_p(p)
-    if p < needed:
-        raise PrecisionError(
-            f"{what} needs p >= {needed} to be exact (got p = {p}); build it with p = {needed} or larger"
-        )
+def require_precision(p: "int | Precision", needed: "int | Precision", what: str) -> "int | Precision":
+    """Validate p (an odd int, or a Precision) and refuse a format below what a construction
+    needs: fewer integer or fewer fractional bits than ``needed`` (an odd p means R_p).  A
+    Precision with ``below_declared_ok`` passes anyway (the precision frontier's exploration).
+    Returns p as given."""
+    prec = Precision.of(check_p(p) if not isinstance(p, Precision) else p)
+    need = Precision.of(needed)
+    if (prec.I < need.I or prec.F < need.F) and not prec.below_declared_ok:
+        if prec.symmetric and need.symmetric:
+            hint = f"needs p >= {need.p} to be exact (got p = {prec.p}); build it with p = {need.p} or larger"
+        else:
+            hint = (f"needs at least {need.I} integer and {need.F} fractional bits to be exact (got "
+                    f"{prec.label}); build it with R(I >= {need.I}, F >= {need.F})")
+        raise PrecisionError(f"{what} {hint}")
     return p
 
 
-def precision_or_declared(p: int | None, needed: int, what: str) -> int:
-    """A builder's p: its declared ``needed`` when none is given, else ``p`` validated (odd, >= 3)
-    and refused below ``needed`` (:func:`require_precision`)."""
+def precision_or_declared(p: "int | Precision | None", needed: "int | Precision", what: str) -> "int | Precision":
+    """A builder's p: its declared ``needed`` when none is given, else ``p`` validated and
+    refused below ``needed`` (:func:`require_precision`)."""
     return needed if p is None else require_precision(p, needed, what)
 
 

@@ -131,10 +131,11 @@ class Model:
     max_len: int
     unembed: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    frac: int | None = None  # fractional bits of R(I, F); None: the paper's R_p, F = (p-1)/2
 
     @property
     def precision(self) -> Precision:
-        return Precision(self.p)
+        return Precision(self.p, self.frac)
 
     @property
     def d(self) -> int:

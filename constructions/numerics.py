@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator, Literal, Sequence
 
@@ -54,6 +54,17 @@ def check_p(p: int) -> int:
             f"fractional bits, so p must be odd; try p = {p + 1}"
         )
     return p
+
+
+def check_split(I: int, F: int) -> None:
+    """Validate R(I, F): integers I >= 1 and F >= 1 with I + F + 1 <= MAX_P."""
+    for name, v in (("I", I), ("F", F)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise PrecisionError(f"{name} (integer / fractional bits) must be an integer >= 1, got {v!r}")
+        if v < 1:
+            raise PrecisionError(f"R(I, F) needs I >= 1 and F >= 1 (got I = {I}, F = {F})")
+    if I + F + 1 > MAX_P:
+        raise PrecisionError(f"R(I={I}, F={F}) has {I + F + 1} bits; this tool supports at most {MAX_P}")
 
 
 @dataclass(frozen=True)
@@ -99,17 +110,59 @@ def div_round(num: int, den: int, tie: TieRule = "even") -> int:
 
 @dataclass(frozen=True)
 class Precision:
-    """R_p for one odd p. Values are scaled integers q = v * 2^F."""
+    """A fixed-point format; values are scaled integers q = v * 2^F, |q| <= 2^(p-1) - 1.
+
+    ``Precision(p)`` is the paper's R_p (p odd, I = F = (p-1)/2).  ``Precision.split(I, F)`` is
+    R(I, F), beyond the paper: a sign bit, I integer and F fractional bits, p = I + F + 1 in all
+    (any parity); R_p = R((p-1)/2, (p-1)/2).  Every operation of A.2 reads only F (the grid
+    2^-F) and p (the range), so the evaluators run both kinds unchanged.
+
+    ``below_declared_ok`` (not part of equality) asks builders to build at this format even
+    where it is below what their proof declares (``ffn_blocks.require_precision``): for the
+    precision frontier, which measures what a construction really needs.  Such a model records
+    ``meta["below_declared"]``; it is exploration, not a construction the proof covers.
+    """
 
     p: int
+    frac: int | None = None
+    below_declared_ok: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_p(self.p)
+        if self.frac is None:
+            check_p(self.p)
+        else:
+            check_split(self.p - 1 - self.frac, self.frac)
+
+    @staticmethod
+    def split(I: int, F: int, below_declared_ok: bool = False) -> "Precision":
+        """R(I, F): I integer and F fractional bits (validated by :func:`check_split`)."""
+        check_split(I, F)
+        return Precision(I + F + 1, None if I == F else F, below_declared_ok)
+
+    @staticmethod
+    def of(p: "int | Precision") -> "Precision":
+        """A Precision from an odd p (R_p) or a Precision (returned as is)."""
+        return p if isinstance(p, Precision) else Precision(p)
 
     @property
     def F(self) -> int:
-        """Fractional bits (p - 1)/2 (also the number of integer bits)."""
-        return (self.p - 1) // 2
+        """Fractional bits: (p - 1)/2 for R_p, the given F for R(I, F)."""
+        return (self.p - 1) // 2 if self.frac is None else self.frac
+
+    @property
+    def I(self) -> int:  # noqa: E743 - the paper-style name of the integer bits
+        """Integer bits: p - 1 - F."""
+        return self.p - 1 - self.F
+
+    @property
+    def symmetric(self) -> bool:
+        """True for the paper's R_p (I = F)."""
+        return self.I == self.F
+
+    @property
+    def label(self) -> str:
+        """``R_75`` or ``R(I=40, F=30)``: how messages name the format."""
+        return f"R_{self.p}" if self.symmetric else f"R(I={self.I}, F={self.F})"
 
     @property
     def scale(self) -> int:
@@ -158,13 +211,13 @@ class Precision:
         num, den = frac.numerator * self.scale, frac.denominator
         if exact and num % den != 0:
             raise WeightError(
-                f"{value!r} is not exactly representable in R_{self.p} (needs more than {self.F} "
+                f"{value!r} is not exactly representable in {self.label} (needs more than {self.F} "
                 f"fractional bits){' at ' + str(where) if where else ''}; round it explicitly or raise p"
             )
         q = div_round(num, den, "even")
         if abs(q) > self.max_scaled:
             raise WeightError(
-                f"{value!r} exceeds the range of R_{self.p} (largest magnitude {float(self.max_value):.6g})"
+                f"{value!r} exceeds the range of {self.label} (largest magnitude {float(self.max_value):.6g})"
                 f"{' at ' + str(where) if where else ''}; use a larger odd p"
             )
         return q

@@ -381,3 +381,41 @@ def test_plain_float64_softmax_misrounds_at_p101():
         floats = [round(e / total * (1 << F)) for e in es]
         disagreements += sum(a != b for a, b in zip(exact, floats))
     assert disagreements > 0
+
+
+# ---- R(I, F): split precision (issue #11) ----------------------------------------------------
+
+
+def test_split_precision_has_its_own_grid_and_range():
+    from constructions.numerics import Precision
+
+    r = Precision.split(3, 6)  # 3 integer bits, 6 fractional bits
+    assert (r.p, r.I, r.F, r.scale) == (10, 3, 6, 64)
+    assert r.max_scaled == 2**9 - 1 and r.max_integer == 7
+    assert r.label == "R(I=3, F=6)" and not r.symmetric
+    assert r.encode("1/64") == 1
+    with pytest.raises(WeightError):
+        r.encode("1/128")  # below the grid
+    with pytest.raises(WeightError):
+        r.encode(8)  # beyond 2^3 - 2^-6
+    assert Precision.split(4, 4) == Precision(9) and Precision(9).label == "R_9"
+
+
+@pytest.mark.parametrize("I,F", [(0, 5), (5, 0), (2.0, 3), (True, 3), (3000, 3000)])
+def test_split_precision_refuses_bad_bit_counts(I, F):
+    from constructions.numerics import Precision
+
+    with pytest.raises(PrecisionError):
+        Precision.split(I, F)
+
+
+def test_require_precision_compares_integer_and_fractional_bits_apart():
+    from constructions.ffn_blocks import require_precision
+    from constructions.numerics import Precision
+
+    assert require_precision(Precision.split(9, 4), Precision.split(9, 4), "b") == Precision.split(9, 4)
+    for short in (Precision.split(8, 40), Precision.split(40, 3)):
+        with pytest.raises(PrecisionError, match="integer and .* fractional bits"):
+            require_precision(short, Precision.split(9, 4), "b")
+    explore = Precision.split(2, 2, below_declared_ok=True)
+    assert require_precision(explore, 41, "b") is explore
