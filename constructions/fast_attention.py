@@ -1,0 +1,126 @@
+"""The fast evaluator's attention sublayer (Def 3.1): heads with their key/value cache.
+
+The reference's matching function is ``evaluate_reference._Run.attention``: per head
+``K = R(W_K X)``, ``Q = R(W_Q X)``, ``V = R(W_V X)``, exact scores ``K^T Q`` (range-checked),
+``P[:, k] = R(softmax(scores[0..k, k] / sqrt(d)))`` (:mod:`constructions.fast_softmax`), head
+output ``R(V P)``, heads summed in order with every partial sum range-checked.  A session keeps
+each head's K and V (signed int64 digits, ``(L, rows, T)``, never Python ints) and appends the
+new columns; the queries of the new columns see all cached keys (mask C: key j <= query k).
+"""
+from __future__ import annotations
+
+import torch
+
+from .errors import Location
+from .fast_engine import _Engine, _PLayer
+from .fast_limbs import Limbs, _carry_floor, _shift_left_raw, _split_small
+from .fast_products import _gemm
+from .fast_softmax import _FLOAT_SCORES_MAX_F, _float_scores_softmax, _scores_surely_in_range
+
+
+def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, caches: list | None):
+    """Sum of heads (Def 3.1); ``caches[s]``: sequence s's per-head [K_prev, V_prev] (sessions)
+    or None; ``t0s[s]``: its positions before this pass."""
+    names = eng.P.names
+    d = X.shape[1]
+    lay, valid = eng.layer_locs(n_seq, lmax, lens)
+    total = None
+    for hi, head in enumerate(layer.heads, start=1):
+        K = eng.checked_affine(head.W_K, X, None, li, "attention.keys", hi, None, lay, valid)
+        Q = eng.checked_affine(head.W_Q, X, None, li, "attention.queries", hi, None, lay, valid)
+        V = eng.checked_affine(head.W_V, X, None, li, "attention.values", hi, list(names), lay, valid)
+        out = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
+        for s in range(n_seq):
+            n = lens[s]
+            cols = slice(s * lmax, s * lmax + n)
+            Ks, Qs, Vs = K[:, :, cols], Q[:, :, cols], V[:, :, cols]
+            if caches is not None:
+                Ks, Vs = _extend_cache(caches[s], hi - 1, Ks, Vs)
+            out[:, :, cols] = head_one(eng, Ks, Qs, Vs, li, hi, s, t0s[s])
+        if total is None:
+            total = out
+        else:
+            total = eng.add(total, out, li, "attention (sum of heads)", lay, valid)
+    if total is None:
+        total = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
+    return total
+
+
+def _extend_cache(cache: list, h: int, K: torch.Tensor, V: torch.Tensor):
+    """Append the new key/value columns of head h to a sequence's cache; (all K, all V)."""
+    if cache[h] is not None:
+        K = torch.cat([cache[h][0], K], dim=2)
+        V = torch.cat([cache[h][1], V], dim=2)
+    cache[h] = [K, V]
+    return K, V
+
+
+def head_one(eng: _Engine, K, Q, V, li, hi, s, t0) -> torch.Tensor:
+    """One head (Def 3.1) on sequence ``s``: keys/values at positions 1..T, queries at t0+1..t0+n
+    (Location positions relative to t0: the checker adds it)."""
+    F, names = eng.F, eng.P.names
+    T, n = K.shape[2], Q.shape[2]
+    keypos = torch.arange(T, device=eng.dev).reshape(T, 1)
+    qpos = (t0 + torch.arange(n, device=eng.dev)).reshape(1, n)
+    causal = keypos <= qpos  # (T, n): key j is seen by query k iff j <= k (mask C)
+    P = _probabilities(eng, K, Q, causal, li, hi, s)
+    Rv, pc = eng.affine(V, P, None)
+    pv = eng.product_value([(V, P, lambda s, c: c)]) if pc is not None else None
+    ones = torch.ones((1, 1, n), dtype=torch.bool, device=eng.dev)
+    return eng.finish(
+        Rv, eng.affine_shift, eng.M, eng.P.L, _one_seq, ones,
+        lambda r, c: Location(li, "attention", hi, c + 1, names[r]), F, seq_base=s,
+        pcount=pc, pvalue=pv,
+    )
+
+
+def _probabilities(eng: _Engine, K, Q, causal, li, hi, s) -> torch.Tensor:
+    """P (L_P + 1, T, n): the rounded softmax of every query column, from float64-certified
+    scores where they certify (round_once, F <= 45), else from the exact (range-checked) scores."""
+    F, b = eng.F, eng.b
+    T, n = causal.shape
+    Kt = K.permute(0, 2, 1)  # (L, T, kdim)
+    d_model = eng.P.model.d
+    L_P = Limbs(b).count(F + 2)
+    P = torch.zeros((L_P + 1, T, n), dtype=torch.int64, device=eng.dev)
+    exact_cols = torch.arange(n, device=eng.dev)
+    if eng.arith.matmul == "round_once" and F <= _FLOAT_SCORES_MAX_F:
+        # float64 scores with a rigorous error bound: columns whose every score is surely in
+        # range and whose softmax rounding certifies never need the exact scores
+        ok, vals = _float_scores_softmax(K, Q, causal, d_model, F, b, eng.M)
+        if bool(ok.all()):
+            P = _split_small(vals, b, L_P + 1)
+        elif bool(ok.any()):
+            P[:, :, ok] = _split_small(vals[:, ok], b, L_P + 1)
+        exact_cols = torch.nonzero(~ok).flatten()
+    if exact_cols.numel():
+        cols = exact_cols.tolist()
+        Qc, cz = Q[:, :, exact_cols], causal[:, exact_cols]
+        pc = pv = None
+        L_S = Limbs(b).count(3 * F + 2)
+        if eng.arith.matmul == "round_once":
+            R = _gemm(Kt, Qc, b)  # exact scores, not rounded
+            if _scores_surely_in_range(K, Qc, cz, F, b, eng.M):
+                # no overflow to report: one carry pass gives the canonical digits
+                Pc = eng.softmax(_carry_floor(R, b, L_S + 1), cz, d_model, canonical=True)
+                if len(cols) == n:
+                    P = Pc
+                else:
+                    P[:, :, exact_cols] = Pc
+                R = None
+        else:
+            R, pc = eng.round_products(Kt, Qc)
+            R = _shift_left_raw(R, F, b)
+            pv = eng.product_value([(Kt, Qc, lambda s, c: c)])
+        if R is not None:
+            S = eng.finish(
+                R, 0, eng.M << F, L_S, _one_seq, cz.unsqueeze(0),
+                lambda r, c: Location(li, "attention.scores", hi, cols[c] + 1, f"key position {r + 1}"),
+                2 * F, seq_base=s, pcount=pc, pvalue=pv,
+            )
+            P[:, :, exact_cols] = eng.softmax(S, cz, d_model)
+    return P
+
+
+def _one_seq(x: torch.Tensor) -> torch.Tensor:
+    return x.unsqueeze(0)
