@@ -25,10 +25,14 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
     d = X.shape[1]
     lay, valid = eng.layer_locs(n_seq, lmax, lens)
     total = None
+    kqv = _stacked_kqv(eng, layer, X, li, lay, valid)
     for hi, head in enumerate(layer.heads, start=1):
-        K = eng.checked_affine(head.W_K, X, None, li, "attention.keys", hi, None, lay, valid)
-        Q = eng.checked_affine(head.W_Q, X, None, li, "attention.queries", hi, None, lay, valid)
-        V = eng.checked_affine(head.W_V, X, None, li, "attention.values", hi, list(names), lay, valid)
+        if kqv is not None:
+            K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
+        else:
+            K = eng.checked_affine(head.W_K, X, None, li, "attention.keys", hi, None, lay, valid)
+            Q = eng.checked_affine(head.W_Q, X, None, li, "attention.queries", hi, None, lay, valid)
+            V = eng.checked_affine(head.W_V, X, None, li, "attention.values", hi, list(names), lay, valid)
         out = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
         for s in range(n_seq):
             n = lens[s]
@@ -44,6 +48,23 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
     if total is None:
         total = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
     return total
+
+
+def _stacked_kqv(eng: _Engine, layer: _PLayer, X, li, lay, valid) -> list[torch.Tensor] | None:
+    """Every head's K, Q, V as one operator (round_once: each entry is rounded on its own, so
+    the bits are the same) when no entry is out of range; None otherwise (then head by head, in
+    the reference's order, for the right first overflow and saturation list)."""
+    if layer.W_KQV is None or eng.arith.matmul != "round_once":
+        return None
+    out = eng.probe(lambda: eng.checked_affine(layer.W_KQV, X, None, li, "attention", None, None, lay, valid))
+    if out is None:
+        return None
+    parts, r = [], 0
+    for head in layer.heads:
+        for W in (head.W_K, head.W_Q, head.W_V):
+            parts.append(out[:, r : r + W.shape[1]])
+            r += W.shape[1]
+    return parts
 
 
 def _extend_cache(cache: list, h: int, K: torch.Tensor, V: torch.Tensor):

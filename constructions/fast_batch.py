@@ -71,6 +71,7 @@ def advance(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> None:
     t0s = [st.done for st in seqs]
     chk = _Checker(len(seqs), prep.prec, arith, t0s)
     eng = _Engine(prep, arith, chk)
+    eng.small_ints = eng.dev.type == "cpu"
     m = max(len(new) for new in news)
     try:
         X, lens = embed_batch(eng, news, t0s, m)
@@ -91,6 +92,7 @@ def read_next(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> list
     """The next token of each (advanced) sequence, or the read-out's error for it."""
     chk = _Checker(len(seqs), prep.prec, arith)
     eng = _Engine(prep, arith, chk)
+    eng.small_ints = eng.dev.type == "cpu"
     logits = _readout(eng, torch.cat([st.last for st in seqs], dim=2), [st.done for st in seqs])
     out = []
     for s in range(len(seqs)):

@@ -22,7 +22,7 @@ from .errors import EvaluatorError, Location, PrecisionOverflow, ProofsCheckErro
 from .evaluate_reference import _Run, tied_unembed
 from .fast_limbs import (
     _CHUNK, _MAX_LIMBS, Limbs, _add_raw, _const_digits, _digits_to_ints, _finish_word, _gt_const,
-    _ints_to_digits, _round_raw, _signed, _split_small, _trim,
+    _finish_ints, _ints_to_digits, _round_raw, _signed, _split_small, _trim,
 )
 from .fast_products import _elementwise_product, _gemm, _round_products_word
 from .fast_softmax import exact_softmax
@@ -87,6 +87,8 @@ class _Checker:
                 raise err
 
 
+_SMALL_ENTRIES = 512  # at most this many entries: _finish_ints (CPU decode steps)
+
 
 @dataclass
 class _PFFN:
@@ -97,6 +99,8 @@ class _PFFN:
     W3: torch.Tensor
     b3: torch.Tensor
     hidden: list[str]
+    W12: torch.Tensor | None = None  # W1 over W2 (rows), b1 over b2: H1 and H2 in one operator
+    b12: torch.Tensor | None = None
 
 
 
@@ -115,6 +119,7 @@ class _PLayer:
     heads: list[_PHead] = field(default_factory=list)
     A: torch.Tensor | None = None
     B: torch.Tensor | None = None
+    W_KQV: torch.Tensor | None = None  # every head's W_K, W_Q, W_V stacked (rows), in order
 
 
 
@@ -130,6 +135,7 @@ class _Prepared:
     names: tuple[str, ...]
     token_names: list[str]
     device: torch.device
+    gemm_cache: dict = field(default_factory=dict)  # weights' GEMM operands, kept across passes
 
 
 class _Engine:
@@ -143,7 +149,8 @@ class _Engine:
         self.F = prep.prec.F
         self.M = prep.prec.max_scaled
         self.dev = prep.device
-        self._gemm_cache: dict = {}
+        self._gemm_cache = prep.gemm_cache
+        self.small_ints = False  # decode steps on the CPU: finish few entries in Python ints
 
     def finish(
         self,
@@ -169,6 +176,10 @@ class _Engine:
         Location; ``pvalue(s, row, position)`` gives the first such product's value."""
         if pcount is not None and not bool(pcount.any()):
             pcount = None
+        if self.small_ints and pcount is None and R[0].numel() <= _SMALL_ENTRIES:
+            q = _finish_ints(R, shift, bound, self.b, L_out, self.arith.tie)
+            if q is not None:
+                return q
         word = _finish_word(R, shift, bound, self.b, self.arith.tie) if bound < (1 << 61) and shift <= 56 else None
         if word is not None:
             q, over = word
@@ -234,7 +245,7 @@ class _Engine:
     def affine(self, W: torch.Tensor, X: torch.Tensor, bias: torch.Tensor | None, reuse: bool = False):
         """Raw digits of W X (+ bias) per the matmul reading, ready for finish(shift=...), and
         (round_products) the number of out-of-range rounded products per entry (or None).
-        ``reuse``: W is a weight applied again in this pass (keep its GEMM operand)."""
+        ``reuse``: W is a weight (keep its GEMM operand for the next pass or step)."""
         pc = None
         if self.arith.matmul == "round_once":
             R = _gemm(W, X, self.b, self._gemm_cache if reuse else None)
@@ -312,7 +323,7 @@ class _Engine:
         )
 
     def checked_affine(self, W, X, bias, li, sub, head, rows, lay, valid) -> torch.Tensor:
-        R, pc = self.affine(W, X, bias)
+        R, pc = self.affine(W, X, bias, reuse=True)
         lmax = valid.shape[-1]
         pv = self.product_value([(W, X, lambda s, c: s * lmax + c)]) if pc is not None else None
         return self.finish(
@@ -323,8 +334,14 @@ class _Engine:
 
     def feed_forward(self, ffn: _PFFN, Y, li, lay, valid) -> torch.Tensor:
         hidden = ffn.hidden or None
-        H1 = self.checked_affine(ffn.W1, Y, ffn.b1, li, "ffn.W1", None, hidden, lay, valid)
-        H2 = self.checked_affine(ffn.W2, Y, ffn.b2, li, "ffn.W2", None, hidden, lay, valid)
+        H12 = None
+        if ffn.W12 is not None and self.arith.matmul == "round_once":  # one operator, same bits
+            H12 = self.probe(lambda: self.checked_affine(ffn.W12, Y, ffn.b12, li, "ffn.W12", None, None, lay, valid))
+        if H12 is not None:
+            H1, H2 = H12[:, : ffn.W1.shape[1]], H12[:, ffn.W1.shape[1] :]
+        else:
+            H1 = self.checked_affine(ffn.W1, Y, ffn.b1, li, "ffn.W1", None, hidden, lay, valid)
+            H2 = self.checked_affine(ffn.W2, Y, ffn.b2, li, "ffn.W2", None, hidden, lay, valid)
         relu = torch.where((H1 < 0).any(0, keepdim=True), torch.zeros_like(H1), H1)
         R = _elementwise_product(relu, H2)
         G = self.finish(
@@ -332,6 +349,20 @@ class _Engine:
             lambda r, c: Location(li, "ffn.product", None, c + 1, hidden[r] if hidden else str(r)), self.F,
         )
         return self.checked_affine(ffn.W3, G, ffn.b3, li, "ffn.W3", None, list(self.P.names), lay, valid)
+
+    def probe(self, compute: Callable[[], torch.Tensor]) -> torch.Tensor | None:
+        """``compute()`` under a scratch checker: its result when it recorded nothing (no entry
+        was out of range, so nothing was clipped), else None (the caller then recomputes in the
+        reference's order with the real checker, so errors and saturations come out the same)."""
+        real = self.chk
+        self.chk = _Checker(len(real.errors), real.prec, real.arith, real.t0s)
+        try:
+            out = compute()
+        finally:
+            scratch, self.chk = self.chk, real
+        if any(e is not None for e in scratch.errors) or any(scratch.saturations):
+            return None
+        return out
 
     def softmax(self, S: torch.Tensor, causal: torch.Tensor, d: int, canonical: bool = False) -> torch.Tensor:
         """:func:`fast_softmax.exact_softmax` at this pass's precision and tie rule."""
@@ -369,13 +400,16 @@ def _prepare(model: Model, arith: Arithmetic, seq_len: int, device: torch.device
         return dig(vec)
 
     def ffn(f: FeedForward) -> _PFFN:
-        return _PFFN(dig(f.W1), bias(f.b1), dig(f.W2), bias(f.b2), dig(f.W3), bias(f.b3), list(f.hidden_names))
+        W1, b1, W2, b2 = dig(f.W1), bias(f.b1), dig(f.W2), bias(f.b2)
+        W12 = torch.cat([W1, W2], dim=1) if W1.shape[1] else None
+        return _PFFN(W1, b1, W2, b2, dig(f.W3), bias(f.b3), list(f.hidden_names), W12, torch.cat([b1, b2], dim=1))
 
     layers = []
     for layer in model.layers:
         if isinstance(layer, TransformerLayer):
             heads = [_PHead(dig(h.W_K), dig(h.W_Q), dig(h.W_V)) for h in layer.heads]
-            layers.append(_PLayer("transformer", ffn(layer.ffn), heads))
+            kqv = torch.cat([w for h in heads for w in (h.W_K, h.W_Q, h.W_V)], dim=1) if heads else None
+            layers.append(_PLayer("transformer", ffn(layer.ffn), heads, W_KQV=kqv))
         else:
             layers.append(_PLayer("linear_rnn", ffn(layer.ffn), A=dig(layer.A), B=dig(layer.B)))
     over: list[tuple[str, Fraction]] = []

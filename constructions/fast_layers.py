@@ -66,7 +66,7 @@ def _readout(eng: _Engine, last: torch.Tensor, positions: list[int]) -> np.ndarr
                     eng.chk.fail(s, PrecisionOverflow(eng.P.prec.p, value, where))
             else:
                 eng.chk.saturations[s].append(str(where))
-    R, pc = eng.affine(U, last, None)
+    R, pc = eng.affine(U, last, None, reuse=True)
     pv = eng.product_value([(U, last, lambda s_, c: s_)]) if pc is not None else None
     ones = torch.ones((n_seq, 1, 1), dtype=torch.bool, device=eng.dev)
     saved, eng.chk.t0s = eng.chk.t0s, list(positions)  # the logits' Location: position 0 + pos

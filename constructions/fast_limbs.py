@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .errors import EvaluatorError
+from .numerics import div_round
 
 _MAX_LIMBS = 200  # raw limb sums stay below 2^53 * 200 < 2^62 (int64 carries)
 
@@ -344,3 +345,27 @@ def _shifted_small(v: torch.Tensor, shift: int, b: int, L: int) -> torch.Tensor:
     out[a : a + 3] += raw << c
     _, mag = _normalize(out, b)
     return _signed(neg, _trim(mag, L))
+
+
+def _finish_ints(R: torch.Tensor, shift: int, bound: int, b: int, L_out: int, tie: str) -> torch.Tensor | None:
+    """Signed digits (L_out, *shape) of ROUND(V / 2^shift), V = sum_k R[k] 2^(bk), entry by entry
+    in Python ints with the reference's own :func:`numerics.div_round`: for the few entries of
+    a decode step on the CPU, where one Python pass beats ~100 tensor operations.  None when
+    some |q| > bound (the caller's tensor path then clips and reports it)."""
+    shape = tuple(R.shape[1:])
+    rows = R.reshape(R.shape[0], -1).tolist()
+    mask, den = (1 << b) - 1, 1 << shift
+    out = []
+    for col in zip(*rows):
+        v = 0
+        for k, r in enumerate(col):
+            v += r << (b * k)
+        q = div_round(v, den, tie) if shift else v
+        mag = -q if q < 0 else q
+        if mag > bound:
+            return None
+        digs = [(mag >> (b * k)) & mask for k in range(L_out)]
+        out.append([-x for x in digs] if q < 0 else digs)
+    if not out:
+        return torch.zeros((L_out,) + shape, dtype=torch.int64, device=R.device)
+    return torch.tensor(out, dtype=torch.int64, device=R.device).T.reshape((L_out,) + shape)

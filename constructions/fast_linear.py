@@ -19,7 +19,7 @@ def linear_unit(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, h0: torc
     relative to the pass (the checker adds each sequence's offset)."""
     names = eng.P.names
     d = X.shape[1]
-    BX, pcB = eng.affine(layer.B, X, None)  # raw, not yet rounded: added to A h, then rounded
+    BX, pcB = eng.affine(layer.B, X, None, reuse=True)  # raw, not yet rounded: added to A h, then rounded
     BX = BX.reshape(BX.shape[0], d, n_seq, lmax)
     if pcB is not None:
         pcB = pcB.reshape(d, n_seq, lmax)

@@ -33,12 +33,14 @@ def _gemm(W: torch.Tensor, X: torch.Tensor, b: int, cache: dict | None = None) -
     ``g n 2^(2b) <= 2^53`` every partial sum is an integer of magnitude <= 2^53, exact in
     float64 (any summation order).  Groups are added in int64 (|R[k]| <= min(Lw, Lx) 2^53).
     Only the range of non-zero limbs of each operand is used.  ``cache`` (a dict owned by one
-    pass) keeps the Toeplitz matrix of a weight that is applied repeatedly (the linear RNN)."""
+    pass, or a prepared model) keeps the Toeplitz matrix of a weight that is applied repeatedly."""
     m, n, N = W.shape[1], W.shape[2], X.shape[2]
-    wi, xi = _nonzero_limbs(W), _nonzero_limbs(X)
+    wi, xi = _weight_limbs(W, cache), _nonzero_limbs(X)
     if not wi or not xi or n == 0:
         return torch.zeros((1, m, N), dtype=torch.int64, device=X.device)
     w0, w1, x0, x1 = wi[0], wi[-1], xi[0], xi[-1]
+    if cache is not None:
+        x0 = 0  # groups of X-limbs always start at 0: few Toeplitz shapes per weight to keep
     Lw = w1 - w0 + 1
     g = max(1, (1 << (53 - 2 * b)) // n)  # 2b + log2(n) <= 53 (Limbs) makes g >= 1 exact
     R = torch.zeros((w1 + x1 + 1, m, N), dtype=torch.int64, device=X.device)
@@ -62,6 +64,16 @@ def _gemm(W: torch.Tensor, X: torch.Tensor, b: int, cache: dict | None = None) -
         out = (WT @ Xs).to(torch.int64).reshape(Lw + Lg - 1, m, N)
         R[w0 + xs : w0 + xe + Lw - 1] += out
     return R
+
+
+def _weight_limbs(W: torch.Tensor, cache: dict | None) -> list[int]:
+    """The non-zero limbs of W, remembered in ``cache`` (a weight's never change)."""
+    if cache is None:
+        return _nonzero_limbs(W)
+    hit = cache.get(("limbs", id(W)))
+    if hit is None or hit[0] is not W:
+        hit = cache[("limbs", id(W))] = (W, _nonzero_limbs(W))
+    return hit[1]
 
 
 def _elementwise_product(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:

@@ -135,7 +135,11 @@ def _float_softmax(gmag, is_max, causal, d, F, b):
         the maximum entries have g = 0, e = 1 exactly;
       * S = sum of m non-negative e_j in any order: rel <= max eps + (m - 1) u (1.01);
       * v_j = 2^F e_j / S: one division, 2^F exact: rel <= 1.02 (eps_j + rel(S) + u);
-      * underflow of exp (x > 708): absolute error <= 2^-1074, i.e. <= 2^(F - 1070) in v.
+      * underflow of exp (x > 708): absolute error <= 2^-1074, i.e. <= 2^(F - 1070) in v;
+      * negligible entries (:func:`_negligible_gap`: x~ (1 - 1e-9) > (F + 40) ln 2 + ln m) have
+        v_j < 2^-40 / m: ROUND gives 0, certified; they are left out of S and of the
+        complement, whose true values then differ by at most 2^-(F+40) relative (S >= 1) and
+        2^-40 absolute (v scale): budgeted as 2^-(F+39) in rel(S) and 2^-39 in the complement.
     Only relative bounds below 1e-6 are used, so the neglected second-order terms are far below
     the 2% slack.  An entry is certified when its interval [v - E, v + E] lies strictly inside
     one rounding cell: |v - rint(v)| < 1/2 - E (rint(v) exact for v < 2^50), giving rint(v).
@@ -147,12 +151,13 @@ def _float_softmax(gmag, is_max, causal, d, F, b):
     g = _digits_to_float(gmag, b)
     c = (1.0 / math.sqrt(d)) * 2.0 ** (-2 * F)
     x = g * c
-    e = torch.where(causal, torch.exp(-x), torch.zeros_like(x))
-    eps = torch.where(causal, 1.01 * (L + 2) * _U * x + 8 * _U, torch.zeros_like(x))
     m = causal.sum(0).to(torch.float64)
+    live = causal & ~_negligible_gap(x * (1 - 1e-9), m, F)
+    e = torch.where(live, torch.exp(-x), torch.zeros_like(x))
+    eps = torch.where(live, 1.01 * (L + 2) * _U * x + 8 * _U, torch.zeros_like(x))
     S = e.sum(0)
     eps_max = eps.amax(0)
-    rel_S = 1.01 * (eps_max + (m - 1) * _U)
+    rel_S = 1.01 * (eps_max + (m - 1) * _U) + 2.0 ** -(F + 39)
     scale = 2.0**F
     tiny = 2.0 ** (F - 1070)
     v = scale * e / S
@@ -167,12 +172,20 @@ def _float_softmax(gmag, is_max, causal, d, F, b):
     rel_T = 1.01 * (eps_oth + (m - 2).clamp(min=0) * _U)
     cv = scale * T_ / S
     rel_c = 1.02 * (rel_T + rel_S + _U)
-    Ec = cv * rel_c * (1 + 1e-9) + tiny
+    Ec = cv * rel_c * (1 + 1e-9) + tiny + 2.0**-39
     ok_c, k_c = _certify(cv, Ec, rel_c)
     use_c = is_max & (t == 1).unsqueeze(0) & ok_c.unsqueeze(0) & ~ok_v
     ok = ok_v | use_c | ~causal
     col_ok = ok.all(0)
     return col_ok, torch.where(causal, k_v, torch.zeros_like(k_v)), k_c.unsqueeze(0).expand_as(k_v), use_c
+
+
+def _negligible_gap(x_low: torch.Tensor, m: torch.Tensor, F: int) -> torch.Tensor:
+    """Entries whose true scaled gap x (score gap / sqrt(d), here a lower bound ``x_low``)
+    exceeds (F + 40) ln 2 + ln m: e^(-x) < 2^-(F+40) / m, so 2^F softmax < 2^-40 / m (the sum
+    of the exponentials is >= 1, the maximum's): ROUND gives 0, and all of them together hold
+    less than 2^-40 of the column's mass on the 2^F scale."""
+    return x_low > (F + 40) * math.log(2.0) + torch.log(m.clamp(min=1.0))
 
 
 def _float_scores_softmax(K, Q, causal, d, F, b, M):
@@ -193,7 +206,10 @@ def _float_scores_softmax(K, Q, causal, d, F, b, M):
         (columns with a larger a are left to the exact path);
       * S = sum e (m - 1 roundings of non-negative terms): |S~ - S| <= 1.01 (sum e eps + (m - 1) u S~);
       * v = 2^F e / S, complement 2^F sum_(i != i0) e_i / S for one entry i0 (the float argmax),
-        certified as in :func:`_float_softmax`.
+        certified as in :func:`_float_softmax`;
+      * negligible entries: the true gap to the float argmax i0 is at least -(y~ + a + a_i0)
+        (the true S is >= exp(y_i0) >= exp(-a_i0)); where that exceeds the threshold of
+        :func:`_negligible_gap` the entry is certified 0 and left out of S (budget as there).
     """
     L, kdim = K.shape[0], K.shape[1]
     T, n = causal.shape
@@ -209,29 +225,30 @@ def _float_scores_softmax(K, Q, causal, d, F, b, M):
     c = 1.0 / math.sqrt(d)
     y = torch.where(causal, (Sf - smax) * c, neg_inf)
     a = torch.where(causal, 1.01 * (delta * c + 4 * _U * y.abs()), torch.zeros_like(Sf))
-    small_a = (a <= 1e-7).all(0)
-    e = torch.exp(y)  # 0 where masked
-    eps = 1.01 * a + 8 * _U
     m = causal.sum(0).to(torch.float64)
+    ar = torch.arange(n, device=K.device)
+    neg = causal & _negligible_gap(-(y + a + a[i0, ar]), m, F)
+    small_a = ((a <= 1e-7) | neg).all(0)
+    e = torch.where(neg, torch.zeros_like(y), torch.exp(y))  # 0 where masked or negligible
+    eps = 1.01 * a + 8 * _U
     S = e.sum(0)
-    rel_S = 1.01 * ((e * eps).sum(0) / S + (m - 1) * _U)
+    rel_S = 1.01 * ((e * eps).sum(0) / S + (m - 1) * _U) + 2.0 ** -(F + 39)
     scale = 2.0**F
     tiny = 2.0 ** (F - 1070)
     v = scale * e / S
     rel_v = 1.02 * (eps + rel_S + _U)
     ok_v, vals = _certify(v, v * rel_v * (1 + 1e-9) + tiny, rel_v)  # 0 where masked (v = 0)
-    ok_v = ok_v | ~causal
+    ok_v = ok_v | ~causal | neg
     cols_ok = ok_v.all(0)
     if not bool(cols_ok.all()):
         # complement for i0 (entries near 2^F): 2^F - 2^F sum_(i != i0) e_i / S
-        ar = torch.arange(n, device=K.device)
         others = e.clone()
         others[i0, ar] = 0.0
         T_ = others.sum(0)  # summed directly: m - 2 roundings of non-negative terms
         rel_T = 1.01 * ((others * eps).sum(0) / torch.where(T_ > 0, T_, torch.ones_like(T_)) + (m - 2).clamp(min=0) * _U)
         cv = scale * T_ / S
         rel_c = 1.02 * (rel_T + rel_S + _U)
-        ok_c, k_c = _certify(cv, cv * rel_c * (1 + 1e-9) + tiny, rel_c)
+        ok_c, k_c = _certify(cv, cv * rel_c * (1 + 1e-9) + tiny + 2.0**-39, rel_c)
         use = ok_c & ~ok_v[i0, ar]
         vals[i0[use], ar[use]] = (1 << F) - k_c[use]
         ok_v[i0[use], ar[use]] = True
