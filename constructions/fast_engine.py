@@ -24,7 +24,7 @@ from .fast_limbs import (
     _CHUNK, _MAX_LIMBS, Limbs, _add_raw, _const_digits, _digits_to_ints, _finish_word, _gt_const,
     _finish_ints, _ints_to_digits, _round_raw, _signed, _split_small, _trim,
 )
-from .fast_products import _elementwise_product, _gemm, _round_products_word
+from .fast_products import _elementwise_product, _gemm, _round_products_limbs, _round_products_word
 from .fast_softmax import exact_softmax
 from .model import FeedForward, Model, TransformerLayer
 from .numerics import Arithmetic, Precision, div_round
@@ -259,19 +259,7 @@ class _Engine:
         """For an exception message: the first out-of-range rounded product of the entry
         (s, row i, position c), scanning sum_j W_ij X_j,col over the (W, X, col_of(s, c)) digit
         triples in the reference's order."""
-        b, F, M, tie = self.b, self.F, self.M, self.arith.tie
-
-        def value(s: int, i: int, c: int) -> Fraction:
-            for W, X, col_of in pairs:
-                w = _digits_to_ints(W[:, i, :], b)
-                x = _digits_to_ints(X[:, :, col_of(s, c)], b)
-                for j in range(len(w)):
-                    q = div_round(int(w[j]) * int(x[j]), 1 << F, tie)
-                    if abs(q) > M:
-                        return Fraction(q, 1 << F)
-            raise EvaluatorError("internal: no out-of-range product found")
-
-        return value
+        return _product_value(pairs, self.b, self.F, self.M, self.arith.tie)
 
     @property
     def affine_shift(self) -> int:
@@ -289,19 +277,7 @@ class _Engine:
         word = _round_products_word(W, X, self.b, self.F, self.M, self.arith.tie)
         if word is not None:
             return word
-        chunk = max(1, (1 << 20) // max(1, m * n))
-        parts = []
-        for start in range(0, N, chunk):
-            Xc = X[:, :, start : start + chunk]
-            R = _elementwise_product(W.unsqueeze(-1), Xc.unsqueeze(1))  # (Lr, m, n, Nc)
-            neg, mag = _round_raw(R, self.F, self.b, self.arith.tie)  # one carry pass per limb
-            over = _gt_const(mag, self.M, self.b)
-            if bool(over.any()):
-                pc[:, start : start + chunk] = over.sum(1)
-                mag = torch.where(over.unsqueeze(0), _const_digits(self.M, self.b, mag.shape[0], mag), mag)
-            mag = _trim(mag, self.P.L)  # now |product| <= M: the limbs of an R_p value suffice
-            parts.append(_signed(neg, mag).sum(2))
-        return torch.cat(parts, dim=2), pc
+        return _round_products_limbs(W, X, self.b, self.F, self.M, self.arith.tie, self.P.L, pc)
 
     def layer_locs(self, n_seq: int, lmax: int, lens: list[int]):
         """Helpers: reshape (rows, n_seq*lmax) -> (n_seq, rows, lmax) and the validity mask."""
@@ -367,6 +343,22 @@ class _Engine:
     def softmax(self, S: torch.Tensor, causal: torch.Tensor, d: int, canonical: bool = False) -> torch.Tensor:
         """:func:`fast_softmax.exact_softmax` at this pass's precision and tie rule."""
         return exact_softmax(S, causal, d, self.P.prec, self.b, self.arith.tie, canonical)
+
+
+def _product_value(pairs, b: int, F: int, M: int, tie: str):
+    """``_Engine.product_value``'s function of (s, i, c)."""
+
+    def value(s: int, i: int, c: int) -> Fraction:
+        for W, X, col_of in pairs:
+            w = _digits_to_ints(W[:, i, :], b)
+            x = _digits_to_ints(X[:, :, col_of(s, c)], b)
+            for j in range(len(w)):
+                q = div_round(int(w[j]) * int(x[j]), 1 << F, tie)
+                if abs(q) > M:
+                    return Fraction(q, 1 << F)
+        raise EvaluatorError("internal: no out-of-range product found")
+
+    return value
 
 
 def _prepare(model: Model, arith: Arithmetic, seq_len: int, device: torch.device) -> _Prepared:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .fast_limbs import _nonzero_limbs, _signed, _split_small, _word_values
+from .fast_limbs import _const_digits, _gt_const, _nonzero_limbs, _round_raw, _signed, _split_small, _trim, _word_values
 
 
 def _gemm(W: torch.Tensor, X: torch.Tensor, b: int, cache: dict | None = None) -> torch.Tensor:
@@ -164,3 +164,23 @@ def _round_wide_products(a: torch.Tensor, x: torch.Tensor, F: int, M: int, tie: 
     over = big | (q > M)
     q = torch.where(over, torch.full_like(q, M), q)
     return torch.where(neg, -q, q), over
+
+
+def _round_products_limbs(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: int, tie: str, L: int, pc: torch.Tensor):
+    """The round_products reading on the limb digits (operands beyond the word path): each
+    product's digits, rounded by 2^F with one carry pass, clipped to +-M (counted in ``pc``,
+    (m, N), in place), summed over j; (raw digits (L, m, N), pc)."""
+    m, n, N = W.shape[1], W.shape[2], X.shape[2]
+    chunk = max(1, (1 << 20) // max(1, m * n))
+    parts = []
+    for start in range(0, N, chunk):
+        Xc = X[:, :, start : start + chunk]
+        R = _elementwise_product(W.unsqueeze(-1), Xc.unsqueeze(1))  # (Lr, m, n, Nc)
+        neg, mag = _round_raw(R, F, b, tie)  # one carry pass per limb
+        over = _gt_const(mag, M, b)
+        if bool(over.any()):
+            pc[:, start : start + chunk] = over.sum(1)
+            mag = torch.where(over.unsqueeze(0), _const_digits(M, b, mag.shape[0], mag), mag)
+        mag = _trim(mag, L)  # now |product| <= M: the limbs of an R_p value suffice
+        parts.append(_signed(neg, mag).sum(2))
+    return torch.cat(parts, dim=2), pc
