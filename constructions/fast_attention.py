@@ -10,12 +10,13 @@ new columns; the queries of the new columns see all cached keys (mask C: key j <
 from __future__ import annotations
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from .errors import Location
 from .fast_engine import _Engine, _PLayer
-from .fast_limbs import Limbs, _carry_floor, _shift_left_raw, _split_small
+from .fast_limbs import _U, Limbs, _carry_floor, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
-from .fast_softmax import _FLOAT_SCORES_MAX_F, _float_scores_softmax, _scores_surely_in_range
+from .fast_softmax import _FLOAT_SCORES_MAX_F, _certify_float_scores, _float_scores_softmax, _scores_surely_in_range
 
 
 def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, caches: list | None):
@@ -33,6 +34,11 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
             K = eng.checked_affine(head.W_K, X, None, li, "attention.keys", hi, None, lay, valid)
             Q = eng.checked_affine(head.W_Q, X, None, li, "attention.queries", hi, None, lay, valid)
             V = eng.checked_affine(head.W_V, X, None, li, "attention.values", hi, list(names), lay, valid)
+        if caches is not None and lmax == 1 and n_seq > 1 and _float_step(eng):
+            pairs = [_extend_cache(caches[s], hi - 1, K[:, :, s : s + 1], V[:, :, s : s + 1]) for s in range(n_seq)]
+            out = _decode_step_head(eng, [k for k, _ in pairs], Q, [v for _, v in pairs], li, hi, t0s)
+            total = out if total is None else eng.add(total, out, li, "attention (sum of heads)", lay, valid)
+            continue
         out = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
         for s in range(n_seq):
             n = lens[s]
@@ -145,3 +151,47 @@ def _probabilities(eng: _Engine, K, Q, causal, li, hi, s) -> torch.Tensor:
 
 def _one_seq(x: torch.Tensor) -> torch.Tensor:
     return x.unsqueeze(0)
+
+
+def _float_step(eng: _Engine) -> bool:
+    """Heads of a batched decode step can start from float64 scores (as _probabilities does)."""
+    return eng.arith.matmul == "round_once" and eng.F <= _FLOAT_SCORES_MAX_F
+
+
+def _decode_step_head(eng: _Engine, Ks, Q, Vs, li, hi, t0s) -> torch.Tensor:
+    """One head for S sequences with one new query each (a batched decode step): keys and
+    values right-padded to the longest cache, float64 scores by one batched GEMM with the error
+    bound of :func:`fast_softmax._float_scores_softmax` (valid in any summation order), the
+    certified columns' V P as one batched exact limb product (each sum of at most max_len digit
+    products, exact in float64 as in :func:`fast_products._gemm`) and one finish; a sequence whose
+    column does not certify takes :func:`head_one` alone (its P is zeroed here, so the batched
+    finish records nothing for it and its errors come in its own order).  (L, d, S)."""
+    F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
+    S, kdim = len(Ks), Q.shape[1]
+    lengths = torch.tensor([k.shape[2] for k in Ks], device=dev)
+    Kp = pad_sequence([k.permute(2, 0, 1) for k in Ks], batch_first=True)  # (S, Tmax, L, kdim)
+    Vp = pad_sequence([v.permute(2, 0, 1) for v in Vs], batch_first=True)  # (S, Tmax, L, d)
+    Tmax, d = Kp.shape[1], Vp.shape[3]
+    Kf = _signed_to_float(Kp.permute(2, 0, 1, 3), b, -F)  # (S, Tmax, kdim)
+    qf = _signed_to_float(Q, b, -F).T.unsqueeze(-1)  # (S, kdim, 1)
+    Sf = torch.bmm(Kf, qf).squeeze(-1).T  # (Tmax, S)
+    delta = torch.bmm(Kf.abs(), qf.abs()).squeeze(-1).T * (1.03 * (kdim + 2 * L) * _U)
+    causal = torch.arange(Tmax, device=dev).reshape(-1, 1) < lengths.reshape(1, -1)
+    ok, vals = _certify_float_scores(Sf, delta, causal, eng.P.model.d, F, eng.M)
+    L_P = Limbs(b).count(F + 2)
+    P = _split_small(torch.where(ok.unsqueeze(0), vals, torch.zeros_like(vals)), b, L_P + 1)  # (L_P+1, Tmax, S)
+    C = torch.bmm(Vp.permute(0, 2, 3, 1).reshape(S, L * d, Tmax).to(torch.float64), P.permute(2, 1, 0).to(torch.float64))
+    C = C.to(torch.int64).reshape(S, L, d, L_P + 1)
+    R = torch.zeros((L + L_P, d, S), dtype=torch.int64, device=dev)
+    for a in range(L):
+        for c in range(L_P + 1):
+            R[a + c] += C[:, a, :, c].T
+    names = eng.P.names
+    out = eng.finish(
+        R, eng.affine_shift, eng.M, L, lambda t: t.permute(1, 0).unsqueeze(-1),
+        torch.ones((S, 1, 1), dtype=torch.bool, device=dev),
+        lambda r, c: Location(li, "attention", hi, c + 1, names[r]), F,
+    )
+    for s in torch.nonzero(~ok).flatten().tolist():
+        out[:, :, s : s + 1] = head_one(eng, Ks[s], Q[:, :, s : s + 1], Vs[s], li, hi, s, t0s[s])
+    return out

@@ -212,11 +212,17 @@ def _float_scores_softmax(K, Q, causal, d, F, b, M):
         :func:`_negligible_gap` the entry is certified 0 and left out of S (budget as there).
     """
     L, kdim = K.shape[0], K.shape[1]
-    T, n = causal.shape
     Kf = _signed_to_float(K, b, -F).T  # (T, kdim)
     Qf = _signed_to_float(Q, b, -F)  # (kdim, n)
     Sf = Kf @ Qf
     delta = (Kf.abs() @ Qf.abs()) * (1.03 * (kdim + 2 * L) * _U)
+    return _certify_float_scores(Sf, delta, causal, d, F, M)
+
+
+def _certify_float_scores(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int, M: int):
+    """The rest of :func:`_float_scores_softmax` from the float scores Sf (T, n) and their error
+    bounds delta, column by column (the batched decode step stacks one column per sequence)."""
+    T, n = causal.shape
     bound = float(M) * 2.0**-F * (1 - 4 * _U)
     in_range = ((Sf.abs() + delta) < bound) | ~causal
     neg_inf = torch.full_like(Sf, -math.inf)
@@ -226,7 +232,7 @@ def _float_scores_softmax(K, Q, causal, d, F, b, M):
     y = torch.where(causal, (Sf - smax) * c, neg_inf)
     a = torch.where(causal, 1.01 * (delta * c + 4 * _U * y.abs()), torch.zeros_like(Sf))
     m = causal.sum(0).to(torch.float64)
-    ar = torch.arange(n, device=K.device)
+    ar = torch.arange(n, device=Sf.device)
     neg = causal & _negligible_gap(-(y + a + a[i0, ar]), m, F)
     small_a = ((a <= 1e-7) | neg).all(0)
     e = torch.where(neg, torch.zeros_like(y), torch.exp(y))  # 0 where masked or negligible

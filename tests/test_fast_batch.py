@@ -41,29 +41,31 @@ def session_next(session):
 
 @settings(max_examples=25, deadline=None)
 @given(specs(scales=(0, 0, 3)), ariths, st.lists(st.integers(1, 4), min_size=1, max_size=4),
-       st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=4), st.integers(0, 1000))
+       st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4)), min_size=1, max_size=5), st.integers(0, 1000))
 def test_batch_session_equals_single_sessions_and_reference(spec, arith, prompt_lens, steps, tseed):
-    """Each step: some sequences get 0-3 appended tokens (retrieval-style), a varying subset is
-    active (sequences stop and resume); next_tokens equals, sequence by sequence, a FastSession
-    fed the same tokens and the reference on the whole prefix; an error is the first failing
-    active sequence's, with its index."""
+    """Each step: one sequence gets 0-3 appended tokens (retrieval-style), a varying subset is
+    active (sequences stop and resume), and every active sequence that got a token is fed it
+    (decoding: passes of one new column per sequence, the batched decode step); next_tokens
+    equals, sequence by sequence, a FastSession fed the same tokens and the reference on the
+    whole prefix; an error is the first failing active sequence's, with its index."""
     model = random_model(spec)
     size = len(prompt_lens)
-    streams = [random_tokens(model, n + 12, tseed + i) for i, n in enumerate(prompt_lens)]
+    extras = [random_tokens(model, 12, tseed + 100 + i) for i in range(size)]
+    seqs = [random_tokens(model, n, tseed + i) for i, n in enumerate(prompt_lens)]
     fast, ref = FastEvaluator(arith), ReferenceEvaluator(arith)
-    batch = fast.batch_session(model, [s[:n] for s, n in zip(streams, prompt_lens)])
-    singles = [fast.session(model, s[:n]) for s, n in zip(streams, prompt_lens)]
-    upto = list(prompt_lens)
+    batch = fast.batch_session(model, seqs)
+    singles = [fast.session(model, s) for s in seqs]
     assert batch.size == size
     for k, (extra, skip) in enumerate(steps):
         i = k % size
         if extra:
-            batch.append(i, streams[i][upto[i] : upto[i] + extra])
-            singles[i].append(streams[i][upto[i] : upto[i] + extra])
-            upto[i] += extra
-        active = [j for j in range(size) if j != skip % (size + 1)] or [0]
+            more, extras[i] = extras[i][:extra], extras[i][extra:]
+            for target in (batch.append, lambda _i, t: singles[_i].append(t)):
+                target(i, more)
+            seqs[i] = seqs[i] + more
+        active = [j for j in range(size) if j != skip] or [0]
         want = [session_next(singles[j]) for j in active]
-        assert want == [ref_next(ref, model, streams[j][: upto[j]]) for j in active]
+        assert want == [ref_next(ref, model, seqs[j]) for j in active]
         try:
             got = batch.next_tokens(active)
         except ProofsCheckError as exc:
@@ -72,8 +74,12 @@ def test_batch_session_equals_single_sessions_and_reference(spec, arith, prompt_
             assert exc.sequence == active[pos]
             continue
         assert got == want
-        for j in active:
-            assert batch.tokens(j) == streams[j][: upto[j]]
+        for j, tok in zip(active, got):
+            assert batch.tokens(j) == seqs[j]
+            if len(seqs[j]) < model.max_len:
+                batch.append(j, [tok])
+                singles[j].append([tok])
+                seqs[j] = seqs[j] + [tok]
 
 
 def test_overflow_in_one_sequence_names_it_and_spares_the_others():
