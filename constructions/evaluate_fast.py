@@ -163,6 +163,10 @@ class FastSession:
         self._seq = _SeqState(self.tokens)
         self._prep: _Prepared | None = None
 
+    def cache_bytes(self) -> int:
+        """Bytes of the KV caches and carried states (int64 digits; no Python ints per entry)."""
+        return self._seq.cache_bytes()
+
     @property
     def _broken(self) -> bool:
         return self._seq.broken

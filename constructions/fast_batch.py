@@ -63,6 +63,14 @@ class _SeqState:
     last: torch.Tensor | None = None  # (L, d, 1) signed digits of the last residual column
     broken: bool = False
 
+    def cache_bytes(self) -> int:
+        """Bytes held by this sequence's caches (int64 digit tensors: keys, values, states)."""
+        total = 0
+        for entry in self.caches.values():
+            tensors = [t for kv in entry if kv is not None for t in kv] if isinstance(entry, list) else [entry]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+        return total
+
 
 def advance(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> None:
     """One exact pass over every given sequence's new tokens (each has some); a sequence whose
