@@ -15,7 +15,8 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import constructions.evaluate_fast as ef
+import constructions.fast_limbs as fl
+import constructions.fast_softmax as fs
 import constructions.evaluate_reference as er
 import constructions.numerics as nm
 
@@ -46,17 +47,14 @@ MUTATIONS: dict[str, Mutation] = {
         Mutation("reference_floor", "evaluate_reference's div_round (its products and fine sums) by floor; "
                  "numerics (softmax) and the fast evaluator unchanged", er, "div_round", "", "",
                  rebind=((er, "div_round"),)),
-        Mutation("fast_tie_mag", "evaluate_fast._round_mag: ties to odd instead of even",
-                 ef, "_round_mag", "inc = half & (sticky | (q[0] & 1).bool())",
-                 "inc = half & (sticky | ~(q[0] & 1).bool())"),
-        Mutation("fast_tie_raw", "evaluate_fast._round_raw: ties to odd instead of even",
-                 ef, "_round_raw", "inc = half & (sticky | (Q[0] & 1).bool())",
+        Mutation("fast_tie_raw", "fast_limbs._round_raw: ties to odd instead of even",
+                 fl, "_round_raw", "inc = half & (sticky | (Q[0] & 1).bool())",
                  "inc = half & (sticky | ~(Q[0] & 1).bool())"),
-        Mutation("fast_tie_word", "evaluate_fast._finish_word (the one-word path, p <= 61): ties to odd",
-                 ef, "_finish_word", "inc = half & (sticky | (q & 1).bool())",
+        Mutation("fast_tie_word", "fast_limbs._finish_word (the one-word path, p <= 61): ties to odd",
+                 fl, "_finish_word", "inc = half & (sticky | (q & 1).bool())",
                  "inc = half & (sticky | ~(q & 1).bool())"),
-        Mutation("fast_softmax_no_bound", "evaluate_fast._certify: the float64 softmax error bound dropped "
-                 "(the mutation tests/test_softmax_band.py catches)", ef, "_certify",
+        Mutation("fast_softmax_no_bound", "fast_softmax._certify: the float64 softmax error bound dropped "
+                 "(the mutation tests/test_softmax_band.py catches)", fs, "_certify",
                  "(0.5 - dist) * (1 - 1e-12) > E)", "(0.5 - dist) * (1 - 1e-12) > 0 * E)"),
     )
 }

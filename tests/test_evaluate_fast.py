@@ -14,6 +14,7 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from constructions import fast_softmax
 from constructions.errors import EvaluatorError, PrecisionOverflow, ProofsCheckError, TokenError
 from constructions.evaluate_fast import FastEvaluator
 from constructions.evaluate_reference import ReferenceEvaluator
@@ -341,7 +342,7 @@ def test_softmax_head_mixed_certified_and_fallback_columns(tie, monkeypatch):
         calls.append(list(scores))
         return softmax_column(scores, *args, **kwargs)
 
-    monkeypatch.setattr(ef, "softmax_column", spy)
+    monkeypatch.setattr(fast_softmax, "softmax_column", spy)
     P = ef._digits_to_ints(eng.softmax(digits, causal, d), eng.b)
     assert calls == [cols[3]], calls
     for k, col in enumerate(cols):
@@ -357,13 +358,13 @@ def test_p201_model_needs_no_softmax_fallback(monkeypatch):
     import constructions.evaluate_fast as ef
 
     calls = []
-    real = ef.softmax_column
+    real = fast_softmax.softmax_column
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ef, "softmax_column", spy)
+    monkeypatch.setattr(fast_softmax, "softmax_column", spy)
     spec = ModelSpec("transformer", 201, extra_dims=4, n_layers=2, n_heads=2, key_dim=3, ffn_width=2,
                      density=0.6, fractional=0.3, scale_log2=-1, max_len=24, seed=11)
     model = random_model(spec)

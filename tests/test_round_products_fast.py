@@ -11,7 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constructions import evaluate_fast
+from constructions import fast_engine
 from constructions.dfs_transformer import dfs_transformer
 from constructions.errors import ProofsCheckError
 from constructions.evaluate_fast import FastEvaluator, Limbs, _digits_to_ints, _ints_to_digits, _round_products_word
@@ -101,7 +101,7 @@ def test_both_paths_equal_reference(limb_path, arch, p, tie, overflow, scale, se
     arith = Arithmetic(tie, "round_products", overflow)
     mp = pytest.MonkeyPatch()
     if limb_path:
-        mp.setattr(evaluate_fast, "_round_products_word", lambda *a: None)
+        mp.setattr(fast_engine, "_round_products_word", lambda *a: None)
     try:
         assert outcome(FastEvaluator(arith), model, tokens) == outcome(ReferenceEvaluator(arith), model, tokens)
     finally:
