@@ -357,7 +357,7 @@ def _round_products_word(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: in
         return None
     wmax, xmax = int(Wv.abs().max()), int(Xv.abs().max())
     wide = wmax * xmax >= 1 << 62
-    if (wide and F > 61) or n * min(M, (wmax * xmax >> F) + 1) >= 1 << 61:
+    if (wide and (F > 61 or M >= 1 << 61)) or n * min(M, (wmax * xmax >> F) + 1) >= 1 << 61:  # wide: M < 2^61
         return None
     may_overflow = (wmax * xmax >> F) + 1 > M
     L = -(-62 // b)
@@ -515,7 +515,7 @@ class _Checker:
             if self.arith.overflow == "raise":
                 if self.errors[s] is None:
                     r, c = entries[0]
-                    self.errors[s] = PrecisionOverflow(self.prec.p, value(s, r, c), loc(r, c))
+                    self.errors[s] = PrecisionOverflow(self.prec, value(s, r, c), loc(r, c))
             else:
                 self.saturations[s].extend(str(loc(r, c)) for r, c in entries)
 
@@ -1323,7 +1323,7 @@ def _prepare(model: Model, arith: Arithmetic, seq_len: int, device: torch.device
     need = limbs.count(V + F + 2) + limbs.count(V) + 63 // limbs.b + 4
     if need > _MAX_LIMBS:
         raise EvaluatorError(
-            f"FastEvaluator cannot hold R_{model.p} exactly: attention scores need {need} limbs of "
+            f"FastEvaluator cannot hold {model.precision.label} exactly: attention scores need {need} limbs of "
             f"{limbs.b} bits and its int64 carry sums allow {_MAX_LIMBS}; use p <= "
             f"{(2 * _MAX_LIMBS * limbs.b) // 5} or the ReferenceEvaluator"
         )
@@ -1402,7 +1402,7 @@ def _readout(eng: _Engine, last: torch.Tensor, positions: list[int]) -> np.ndarr
             where = Location(sublayer="output embedding W_E", position=pos, dim=tok)
             if eng.arith.overflow == "raise":
                 if i == 0:
-                    eng.chk.fail(s, PrecisionOverflow(eng.P.prec.p, value, where))
+                    eng.chk.fail(s, PrecisionOverflow(eng.P.prec, value, where))
             else:
                 eng.chk.saturations[s].append(str(where))
         x = last[:, :, s : s + 1]

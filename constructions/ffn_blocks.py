@@ -101,8 +101,8 @@ def require_precision(p: "int | Precision", needed: "int | Precision", what: str
     prec = Precision.of(check_p(p) if not isinstance(p, Precision) else p)
     need = Precision.of(needed)
     if (prec.I < need.I or prec.F < need.F) and not prec.below_declared_ok:
-        if prec.symmetric and need.symmetric:
-            hint = f"needs p >= {need.p} to be exact (got p = {prec.p}); build it with p = {need.p} or larger"
+        if prec.symmetric:  # an R_p asked: name the smallest R_p that meets the need
+            hint = f"needs p >= {fold(need)} to be exact (got p = {prec.p}); build it with p = {fold(need)} or larger"
         else:
             hint = (f"needs at least {need.I} integer and {need.F} fractional bits to be exact (got "
                     f"{prec.label}); build it with R(I >= {need.I}, F >= {need.F})")
