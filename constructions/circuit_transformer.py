@@ -64,10 +64,11 @@ from typing import Literal
 
 from .blocks import FFNSpec, Form, HeadSpec, LayerSpec, Unit, assemble, padded_layout
 from .circuit import Circuit
-from .errors import InputError, PrecisionError
+from .errors import InputError
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
+from .ffn_blocks import checked_format, declared_split
+from .numerics import Precision
 from .vocab import Token, Vocabulary
 
 GATE_TYPES: tuple[str, ...] = ("t_const", "t_input", "t_state", "t_and", "t_xor", "t_emit")
@@ -144,18 +145,20 @@ def hard_gap(F: int, L: int) -> int:
     return math.ceil((F + 2) * math.log(2) + math.log(L)) + 2
 
 
-def constants(c: Circuit, n: int, steps: int, p: int) -> Constants:
+def constants(c: Circuit, n: int, steps: int, p: "int | Precision") -> Constants:
     L = max_len_for(c, n, steps)
-    return Constants(c.size, n, L, hard_gap((p - 1) // 2, L), math.isqrt(_padded_d(c)))
+    return Constants(c.size, n, L, hard_gap(Precision.of(p).F, L), math.isqrt(_padded_d(c)))
 
 
-def precision_ok(c: Circuit, n: int, steps: int, p: int) -> str | None:
-    F = (p - 1) // 2
-    if c.size > 2 ** (p / 2):
+def precision_ok(c: Circuit, n: int, steps: int, p: "int | Precision") -> str | None:
+    """None when p (an odd p or R(I, F); p = all bits) suffices, else the reason: the gap G
+    reads F, the scores I, and Thm 4.8's P(n) <= 2^(p/2) the total p."""
+    prec = Precision.of(p)
+    if c.size > 2 ** (prec.p / 2):
         return f"Thm 4.8 needs P(n) = {c.size} <= 2^(p/2)"
-    bound = constants(c, n, steps, p).score_bound
-    if bound > (1 << F) - 1:
-        return f"attention scores reach about {bound:.3g}, beyond R_{p}'s largest magnitude 2^{F}"
+    bound = constants(c, n, steps, prec).score_bound
+    if bound > (1 << prec.I) - 1:
+        return f"attention scores reach about {bound:.3g}, beyond {prec.label}'s largest magnitude 2^{prec.I}"
     return None
 
 
@@ -274,11 +277,8 @@ def circuit_transformer(c: Circuit, n: int, steps: int, p: int | None = None, em
         raise InputError(f"emit_at must be 'fixed' or 'printed', got {emit_at!r}")
     vocab = _vocab(c)
     need = declared_p(c, n, steps)
-    p = need if p is None else check_p(p)
-    why = precision_ok(c, n, steps, p)
-    if why is not None:
-        raise PrecisionError(f"circuit-transformer for P = {c.size}, n = {n}, {steps} steps needs p >= {need} "
-                             f"(got p = {p}): {why}")
+    why_not = lambda prec: precision_ok(c, n, steps, prec)  # noqa: E731
+    p = checked_format(p, need, why_not, f"circuit-transformer for P = {c.size}, n = {n}, {steps} steps")
     k = constants(c, n, steps, p)
     lb = LayoutBuilder(vocab)
     lb.alloc_many(_dims(c))
@@ -290,7 +290,7 @@ def circuit_transformer(c: Circuit, n: int, steps: int, p: int | None = None, em
     return assemble(
         arch="transformer", p=p, layout=lb.build(), vocab=vocab,
         layers=[layer1, _layer2(c, n, k, emit_at), _layer3(c, k)],
-        max_len=k.L, unembed=unembed,
+        max_len=k.L, unembed=unembed, declared=declared_split(why_not), declared_p=need,
         meta={"construction": "circuit-transformer", "theorem": "4.8", "n": n, "steps": steps,
               "circuit": c.to_json(), "P": c.size, "emit_at": emit_at,
               "cot_steps": cot_length(c, n, steps), "constants": {"G": k.G, "s_d": k.s_d}},

@@ -77,15 +77,28 @@ class Location:
 
 
 class PrecisionOverflow(ProofsCheckError):
-    """A value left the range of R_p. Carries the location and the offending value."""
+    """A value left the range of R_p (or of R(I, F)). Carries the location and the offending value.
 
-    def __init__(self, p: int, value: object, where: Location | str | None = None):
-        self.p = p
+    ``p``: the odd p of R_p, or the format itself (a ``numerics.Precision``), whose label then
+    names it (``R(I=8, F=30)``); ``precision`` keeps that format (None for a bare p)."""
+
+    def __init__(self, p: object, value: object, where: Location | str | None = None):
+        self.precision = p if hasattr(p, "label") else None
+        self.p = p.p if self.precision is not None else p
         self.value = value
         self.where = where
         loc = f" at {where}" if where is not None else ""
-        super().__init__(
-            f"overflow in R_{p}{loc}: |{value}| exceeds the largest magnitude "
-            f"(2^{p - 1} - 1) * 2^-{(p - 1) // 2}; use a larger odd p "
-            f"(or the explicit saturate mode for exploration)"
-        )
+        if self.precision is None or self.precision.symmetric:
+            q = self.p
+            super().__init__(
+                f"overflow in R_{q}{loc}: |{value}| exceeds the largest magnitude "
+                f"(2^{q - 1} - 1) * 2^-{(q - 1) // 2}; use a larger odd p "
+                f"(or the explicit saturate mode for exploration)"
+            )
+        else:
+            prec = self.precision
+            super().__init__(
+                f"overflow in {prec.label}{loc}: |{value}| exceeds the largest magnitude "
+                f"(2^{prec.p - 1} - 1) * 2^-{prec.F}; use more integer bits I "
+                f"(or the explicit saturate mode for exploration)"
+            )

@@ -78,7 +78,7 @@ class _Run:
         if self.arith.overflow == "saturate":
             self.saturations.append(str(where))
             return bound if s > 0 else -bound
-        raise PrecisionOverflow(self.prec.p, Fraction(s, self.prec.scale**2), where)
+        raise PrecisionOverflow(self.prec, Fraction(s, self.prec.scale**2), where)
 
     def round_fine(self, q: int, where: Location) -> int:
         """Round a value held on the 2^-2F grid (a product of two R_p values) to R_p."""

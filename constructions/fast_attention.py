@@ -124,7 +124,7 @@ def _probabilities(eng: _Engine, K, Q, causal, li, hi, s) -> torch.Tensor:
         cols = exact_cols.tolist()
         Qc, cz = Q[:, :, exact_cols], causal[:, exact_cols]
         pc = pv = None
-        L_S = Limbs(b).count(3 * F + 2)
+        L_S = Limbs(b).count(eng.P.prec.p - 1 + F + 2)  # scores: |S| <= M 2^F
         if eng.arith.matmul == "round_once":
             R = _gemm(Kt, Qc, b)  # exact scores, not rounded
             if _scores_surely_in_range(K, Qc, cz, F, b, eng.M):

@@ -63,7 +63,7 @@ def _readout(eng: _Engine, last: torch.Tensor, positions: list[int]) -> np.ndarr
             where = Location(sublayer="output embedding W_E", position=pos, dim=tok)
             if eng.arith.overflow == "raise":
                 if i == 0:
-                    eng.chk.fail(s, PrecisionOverflow(eng.P.prec.p, value, where))
+                    eng.chk.fail(s, PrecisionOverflow(eng.P.prec, value, where))
             else:
                 eng.chk.saturations[s].append(str(where))
     R, pc = eng.affine(U, last, None, reuse=True)

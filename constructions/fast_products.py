@@ -108,7 +108,7 @@ def _round_products_word(W: torch.Tensor, X: torch.Tensor, b: int, F: int, M: in
         return None
     wmax, xmax = int(Wv.abs().max()), int(Xv.abs().max())
     wide = wmax * xmax >= 1 << 62
-    if (wide and F > 61) or n * min(M, (wmax * xmax >> F) + 1) >= 1 << 61:
+    if (wide and (F > 61 or M >= 1 << 61)) or n * min(M, (wmax * xmax >> F) + 1) >= 1 << 61:
         return None
     may_overflow = (wmax * xmax >> F) + 1 > M
     L = -(-62 // b)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from .blocks import FFNSpec, LayerSpec, assemble
 from .errors import InputError
-from .ffn_blocks import integer_hat, min_precision, precision_or_declared
+from .ffn_blocks import integer_hat, min_precision, min_split_precision, precision_or_declared
 from .layout import NUM, LayoutBuilder
 from .model import Model
+from .numerics import Precision
 from .rnn_blocks import recent_input_spec
 from .vocab import Vocabulary
 
@@ -41,12 +42,17 @@ def declared_p(N: int) -> int:
     return min_precision(max(N + 2, N * N))
 
 
+def declared_split(N: int) -> Precision:
+    """Declared (I, F): :func:`declared_p`'s integer need; every value is an integer, so F = 1."""
+    return min_split_precision(max(N + 2, N * N))
+
+
 def index_memory_rnn(N: int, window: int | None = None, p: int | None = None) -> Model:
     """Lemma B.24's upper bound: a 1-layer linear RNN answering Index(N) on ``<s> x_1+1 .. x_N+1 k``
     from a memory of the last ``window`` bits (default N: all of them)."""
     w = _check(N, window)
     need = declared_p(N)
-    p = precision_or_declared(p, need, f"index-memory-rnn (N = {N})")
+    p = precision_or_declared(p, declared_split(N), f"index-memory-rnn (N = {N})", need)
     vocab = Vocabulary(N)
     lb = LayoutBuilder(vocab)
     depth = w + 1  # slot 0 holds k; x_k + 1 sits N + 1 - k <= w slots back for the k kept
@@ -62,7 +68,7 @@ def index_memory_rnn(N: int, window: int | None = None, p: int | None = None) ->
     unembed = {i: {out_num: 2 * i, out_isnum: -i * i} for i in range(1, N + 1)}
     meta = {"construction": "index-memory-rnn", "lemma": "B.24", "N": N, "window": w}
     return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=layers,
-                    max_len=N + 2, unembed=unembed, meta=meta)
+                    max_len=N + 2, unembed=unembed, meta=meta, declared=declared_split(N), declared_p=need)
 
 
 def build_catalog(n: int = 8, p: int | None = None, window: int | None = None) -> Model:

@@ -253,4 +253,4 @@ def _check_matrix(prec: Precision, what: str, mat: np.ndarray) -> None:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
             raise WeightError(f"{what} holds {v!r}, not a scaled integer; encode weights with Precision.encode")
         if abs(int(v)) > prec.max_scaled:
-            raise WeightError(f"{what} holds a weight outside R_{prec.p}; use a larger odd p")
+            raise WeightError(f"{what} holds a weight outside {prec.label}; use a larger odd p (or more integer bits)")

@@ -189,7 +189,7 @@ class Precision:
             return q
         if arith.overflow == "saturate":
             return self.max_scaled if q > 0 else -self.max_scaled
-        raise PrecisionOverflow(self.p, Fraction(q, self.scale), where)
+        raise PrecisionOverflow(self, Fraction(q, self.scale), where)
 
     def round_rational(
         self, num: int, den: int, where: Location | str | None = None, arith: Arithmetic = Arithmetic()

@@ -56,7 +56,7 @@ def _at_position(position: int) -> Iterator[None]:
         where = exc.where
         if isinstance(where, Location) and where.position is not None:
             where = dataclasses.replace(where, position=where.position + position - 1)
-        raise PrecisionOverflow(exc.p, exc.value, where) from None
+        raise PrecisionOverflow(exc.precision or exc.p, exc.value, where) from None
 
 
 def step(model: Model, state: LinearRNNState, token: Token, arith: Arithmetic = Arithmetic()) -> LinearRNNState:

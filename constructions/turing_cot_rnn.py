@@ -71,6 +71,7 @@ from .errors import EvaluatorError, InputError, MachineError
 from .ffn_blocks import integer_hat, lookup_precision, lookup_spec, min_precision, precision_or_declared
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
+from .numerics import Precision
 from .rnn_blocks import prefix_sum_spec, recent_input_spec
 from .turing_machine import HALT, Machine, parse_machine, state_letter
 from .vocab import Token, Vocabulary
@@ -432,7 +433,8 @@ def turing_cot_rnn(machine: Machine | str, n: int, max_steps: int, p: int | None
         "cot_steps": sh.chain_bound, "max_chain": sh.chain_bound, "cell_update": cell_update, "tape": tape,
     }
     return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=layers,
-                    max_len=sh.max_len, unembed=_unembed(vocab, machine), meta=meta)
+                    max_len=sh.max_len, unembed=_unembed(vocab, machine), meta=meta,
+                    declared=Precision(need), declared_p=need)
 
 
 # ---- the ``run tm`` protocol (proofs_check.tm_runners) ----------------------------------------

@@ -57,10 +57,10 @@ from .attention_blocks import AttentionBlock, choose_boost, match_close_block, r
 from .blocks import FFNSpec, Form, LayerSpec, LinearUnitSpec, Unit, assemble, padded_layout
 from .dfs_transformer import unit as _u
 from .errors import InputError, MachineError, PrecisionError
-from .ffn_blocks import lookup_precision, lookup_spec, min_precision
+from .ffn_blocks import lookup_precision, lookup_spec, min_precision, require_precision
 from .layout import NUM, POS, Layout, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
+from .numerics import Precision, check_p
 from .rnn_blocks import prefix_sum_spec, recent_input_spec
 from .turing_machine import HALT, LETTERS, Machine, parse_machine, state_letter
 from .vocab import PAPER_SPECIALS, Token, Vocabulary
@@ -346,8 +346,9 @@ def build(machine: Machine | str, n: int, max_steps: int, p: int | None = None, 
     block = _block(geo, variant, boost)
     if p is None:
         p = p_decl
-    check_p(p)
-    if not p_decl <= p <= win[1]:
+    if isinstance(p, Precision):  # R(I, F): at least the declared R_p's bits each, hard at F
+        require_precision(p, p_decl, f"tm-hybrid ({mc}, n = {n}, {max_steps} steps)")
+    elif not p_decl <= check_p(p) <= win[1]:
         raise PrecisionError(f"tm-hybrid ({mc}, n = {n}, {max_steps} steps) is exact for p in [{p_decl}, {win[1]}], got p = {p}")
     resolve_p(block.budget(d), p)
     layers = [
@@ -367,7 +368,7 @@ def build(machine: Machine | str, n: int, max_steps: int, p: int | None = None, 
         "variant": {"key_at": variant.key_at, "offset": variant.offset, "scales": variant.scales},
     }
     return assemble(arch="hybrid", p=p, layout=layout, vocab=vocab, layers=layers, max_len=geo.max_len,
-                    unembed=_unembed(geo, vocab), meta=meta)
+                    unembed=_unembed(geo, vocab), meta=meta, declared=Precision(p_decl), declared_p=p_decl)
 
 
 # ---- the runner protocol (proofs_check.tm_runners) ---------------------------------------------

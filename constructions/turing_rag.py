@@ -70,6 +70,7 @@ from .errors import EvaluatorError, InputError, MachineError
 from .ffn_blocks import lookup_precision, lookup_spec, min_precision, precision_or_declared
 from .layout import LayoutBuilder, special_dim
 from .model import Model
+from .numerics import Precision
 from .retrieval_tasks import FRAG_GROUP, FRAG_INDEX_HEAD, quantifier_token
 from .turing_machine import HALT, Machine, parse_machine, state_letter, time_bound
 from .vocab import Token, Vocabulary
@@ -435,7 +436,8 @@ def build(machine: Any, n: int, max_steps: int, p: int | None = None, queries: s
         "lookup_entries": m.n_states * m.n_symbols,
     }
     return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=[layer1, layer2],
-                    max_len=max_len_for(n, max_steps), unembed=_unembed(vocab, specials, n, queries), meta=meta)
+                    max_len=max_len_for(n, max_steps), unembed=_unembed(vocab, specials, n, queries), meta=meta,
+                    declared=Precision(need), declared_p=need)
 
 
 def tm_rag(machine: str = "1RB1LB_1LA1RZ", n: int = 0, max_steps: int | None = None, A: int = 2,

@@ -70,9 +70,9 @@ def random_model(
     whether a forward pass stays inside R_p depends on n, max_len and p (default p = 61 does
     for the defaults).
     """
-    prec = Precision(p)
+    prec = Precision.of(p)  # an odd p (R_p) or a Precision such as R(I, F)
     if prec.F < 2:
-        raise PrecisionError(f"random-transformer uses weights 1/4, which need p >= 5 (got p = {p})")
+        raise PrecisionError(f"random-transformer uses weights 1/4, which need p >= 5 (got {prec.label})")
     for name, value, low in (("layers", layers, 0), ("heads", heads, 1), ("key_dim", key_dim, 1),
                              ("width", width, 0), ("extra_dims", extra_dims, 1), ("max_len", max_len, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -145,8 +145,9 @@ def random_model(
         "note": "demo: seeded random weights, computes nothing in particular",
         "seed": seed,
         "density": str(Fraction(density)),
+        "precision": prec.label,
     }
-    return Model(arch, p, layout, vocab, stack, max_len, meta=meta).validate()
+    return Model(arch, prec.p, layout, vocab, stack, max_len, meta=meta, frac=prec.frac).validate()
 
 
 DEMO: dict[str, Builder] = {"random-transformer": random_model}

@@ -40,10 +40,11 @@ class ModelSpec:
     seed: int = 0
     untied: bool = False
     integer_only: bool = False  # only the integer values of SMALL (no rounding ever needed)
+    frac: int | None = None  # fractional bits of R(I, F) (None: R_p); p = I + F + 1 then
 
 
 def random_model(spec: ModelSpec) -> Model:
-    prec = Precision(spec.p)
+    prec = Precision(spec.p, spec.frac)
     rng = random.Random(spec.seed)
     vocab = Vocabulary(spec.n, PAPER_SPECIALS[: spec.n_specials])
     lb = LayoutBuilder(vocab)
@@ -90,7 +91,7 @@ def random_model(spec: ModelSpec) -> Model:
     else:
         layers = [rnn() for _ in range(max(0, spec.n_layers - 1))] + [transformer()]
     unembed = mat(len(vocab), d) if spec.untied else None
-    return Model(spec.arch, spec.p, layout, vocab, layers, spec.max_len, unembed).validate()
+    return Model(spec.arch, spec.p, layout, vocab, layers, spec.max_len, unembed, frac=spec.frac).validate()
 
 
 def random_tokens(model: Model, length: int, seed: int) -> list:
