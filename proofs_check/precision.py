@@ -37,9 +37,10 @@ Writer::
 
     python -m proofs_check.precision --write notes/precision/formats.md
 
-CLI (``add_parser``)::
+CLI (``add_parser``; the sweep flags and the handler are in ``proofs_check/precision_sweep.py``,
+the frontier in ``proofs_check/frontier.py``)::
 
-    proofs-check precision NAME [--n N ...] [--instances K] [--min-p] [--steps S] [--json]
+    proofs-check precision NAME|all [--n N ...] [--instances K] [--min-p] [--steps S] [--json] [--frontier] ...
 """
 from __future__ import annotations
 

@@ -148,3 +148,19 @@ def test_frontier_cli_writes_jsonl_and_a_plot(tmp_path, capsys):
     assert cli.main([*argv, "--resume"]) == 0  # every cell already there: nothing runs, same rows
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == rows
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_claims_paragraph_fits_the_committed_rows_and_is_empty_without_them(tmp_path, count_hybrid_row):
+    from proofs_check.frontier_notes import claims_paragraph
+
+    assert claims_paragraph(tmp_path / "missing.json") == ""
+    rows = []
+    for n, p in ((8, 27), (64, 33)):  # a slope of 2 bits per doubling of n
+        d = count_hybrid_row.to_json()
+        d["n"], d["axes"]["p"]["answer"] = n, p
+        rows.append(d)
+    path = tmp_path / "frontier.json"
+    path.write_text(json.dumps(rows))
+    text = claims_paragraph(path)
+    (line,) = [x for x in text.splitlines() if "count-hybrid" in x]
+    assert "| 2.00 log2 n + 21.0 |" in line and "O(log n) bits (Thm 5.6)" in line
