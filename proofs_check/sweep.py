@@ -165,8 +165,13 @@ def _client(ex: Executor, cells: int):
         except (OSError, TimeoutError, ValueError) as exc:
             raise ProofsCheckError(f"cannot reach the Dask scheduler at {ex.scheduler}: {exc}; "
                                    "start one (dask scheduler) or leave --scheduler out for a local cluster") from None
-    cluster = LocalCluster(n_workers=ex.local_workers(cells), threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    import dask
+
+    # saturation 1.0: a worker holds only the cell it runs (none queued), so a dying worker
+    # takes no bystander with it
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=ex.local_workers(cells), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster)
 
 
@@ -175,15 +180,17 @@ def _on_dask(ex: Executor, fn: Callable[[Cell], Any], todo: list[Cell]) -> Itera
 
     client = _client(ex, len(todo))
     try:
-        futures = {client.submit(run_one, fn, cell, pure=False, key=f"cell-{i}-{time.time_ns()}"): cell
+        pending = {client.submit(run_one, fn, cell, pure=False, key=f"cell-{i}-{time.time_ns()}"): cell
                    for i, cell in enumerate(todo)}
-        for fut in as_completed(futures):
+        for fut in as_completed(list(pending)):
+            cell = pending.pop(fut)
             try:
-                yield fut.result()
+                rec = fut.result()
             except Exception as exc:  # noqa: BLE001 - the worker died (KilledWorker, lost connection)
-                cell = futures[fut]
-                yield {"key": cell_key(cell), "cell": cell, "status": "error", "result": None,
+                rec = {"key": cell_key(cell), "cell": cell, "status": "error", "result": None,
                        "error": f"worker lost: {type(exc).__name__}: {' '.join(str(exc).split())}", "seconds": None}
+            fut.release()  # fetched: a later dead worker must not make Dask compute it again
+            yield rec
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()

@@ -26,3 +26,11 @@ def finished_counts(log: str) -> dict[int, int]:
         x = int(name.split(".")[0])
         out[x] = out.get(x, 0) + 1
     return out
+
+
+def dies_or_squares(cell: dict) -> dict:
+    """The worker process exits (no exception, no cleanup) on x = cell["die"] while the file
+    ``cell["flag"]`` exists; else logged_square."""
+    if cell["x"] == cell.get("die") and os.path.exists(cell["flag"]):
+        os._exit(3)
+    return logged_square(cell)
