@@ -48,7 +48,7 @@ from .blocks import FFNSpec, HeadSpec, LayerSpec, Unit, assemble, padded_layout,
 from .errors import InputError, PrecisionError
 from .layout import POS, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import MAX_P, check_p
+from .numerics import MAX_P, Precision, check_p
 from .vocab import Vocabulary
 
 ONE = "one"
@@ -225,16 +225,24 @@ class PrecisionBudget:
     def magnitude(self) -> Fraction:
         return max(self.magnitudes.values())
 
-    def fits(self, p: int) -> bool:
-        F = (p - 1) // 2
-        return self.magnitude <= Fraction((1 << (2 * F)) - 1, 1 << F)
+    def fits(self, p: "int | Precision") -> bool:
+        """Every intermediate within the range of R_p (or R(I, F): 2^I - 2^-F)."""
+        return self.magnitude <= Precision.of(p).max_value
 
-    def hard(self, p: int) -> bool:
-        F = (p - 1) // 2
+    def hard(self, p: "int | Precision") -> bool:
+        """The score gap beats the bar (F+1) ln 2 + ln(l-1): reads only the fractional bits F."""
+        F = Precision.of(p).F
         return self.gap(F) > (F + 1) * LN2_UP + _ln_up(self.max_len - 1)
 
-    def feasible(self, p: int) -> bool:
-        return p >= self.min_p and self.fits(p) and self.hard(p)
+    def feasible(self, p: "int | Precision") -> bool:
+        return Precision.of(p).p >= self.min_p and self.fits(p) and self.hard(p)
+
+    def min_int_bits(self, F: int) -> int:
+        """The smallest I whose R(I, F) holds every intermediate (the block's integer-bits need)."""
+        I = 1
+        while not self.fits(Precision.split(I, F)):
+            I += 1
+        return I
 
     def p_min_magnitude(self) -> int:
         """Smallest odd p whose range holds every intermediate (and min_p)."""
@@ -297,6 +305,13 @@ def resolve_p(budget: PrecisionBudget, p: int | None, strict: bool = True) -> in
                 "for hard attention); use a larger boost"
             )
         return win[0]
+    if isinstance(p, Precision):  # R(I, F): range from I, hard attention from F
+        if strict and not p.below_declared_ok and not budget.feasible(p):
+            raise PrecisionError(
+                f"{budget.block} is not exact in {p.label}: values need {budget.min_int_bits(p.F)} integer bits "
+                f"and hard attention needs F with gap > (F+1) ln 2 + ln(l-1) ({'met' if budget.hard(p) else 'not met'}); "
+                "pass a format with more integer or fewer fractional bits, or a larger boost")
+        return p
     check_p(p)
     if strict and (win is None or not win[0] <= p <= win[1]):
         where = "no p" if win is None else f"p in [{win[0]}, {win[1]}]"

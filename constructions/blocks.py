@@ -106,9 +106,10 @@ class LayerSpec:
     name: str = ""
 
 
-def round_to_grid(value: int | float | Fraction, p: int) -> Fraction:
-    """ROUND(value, p) as an exact Fraction (ties to even): for constants a proof rounds."""
-    prec = Precision(p)
+def round_to_grid(value: int | float | Fraction, p: "int | Precision") -> Fraction:
+    """ROUND(value, p) as an exact Fraction (ties to even): for constants a proof rounds.
+    ``p``: an odd p (R_p) or a Precision (R(I, F): the grid 2^-F)."""
+    prec = Precision.of(p)
     frac = to_fraction(value)
     return Fraction(div_round(frac.numerator * prec.scale, frac.denominator, "even"), prec.scale)
 
@@ -185,16 +186,24 @@ def _linear_unit(prec: Precision, layout: Layout, spec: LinearUnitSpec, where: s
 def assemble(
     *,
     arch: Literal["transformer", "linear_rnn", "hybrid"],
-    p: int,
+    p: "int | Precision",
     layout: Layout,
     vocab: Vocabulary,
     layers: list[LayerSpec],
     max_len: int,
     unembed: Mapping[Token, Form] | None = None,
     meta: dict | None = None,
+    declared: "Precision | None" = None,
+    declared_p: int | None = None,
 ) -> Model:
-    """Encode specs at precision p into a validated :class:`Model` (layout padded to a square d)."""
-    prec = Precision(p)
+    """Encode specs at precision p (an odd p = R_p, or a Precision such as R(I, F)) into a
+    validated :class:`Model` (layout padded to a square d).
+
+    ``declared``: the smallest (I, F) the builder's proof needs, ``declared_p`` the symmetric p
+    it builds by default (default: the smallest odd p covering ``declared``), both recorded as
+    ``meta["declared_precision"]``; a ``below_declared_ok`` format below it gets
+    ``meta["below_declared"] = True``.  ``meta["precision"]`` is the format's label."""
+    prec = Precision.of(p)
     needs_square = any(h.compensate_sqrt_d for spec in layers for h in spec.heads)
     lay = padded_layout(layout) if needs_square else layout
     built = []
@@ -214,7 +223,19 @@ def assemble(
             row = _row(prec, lay, form, f"unembed[{tok}]")
             for j, v in enumerate(row):
                 U[vocab.id_of(tok), j] = v
-    return Model(arch, p, lay, vocab, built, max_len, U, dict(meta or {})).validate()
+    return Model(arch, prec.p, lay, vocab, built, max_len, U, precision_meta(prec, declared, declared_p, meta), prec.frac).validate()
+
+
+def precision_meta(prec: Precision, declared: "Precision | None", declared_p: int | None, meta: dict | None) -> dict:
+    """``meta`` plus the format's label, the declared (I, F) and whether ``prec`` is below it."""
+    out = dict(meta or {})
+    out["precision"] = prec.label
+    if declared is not None:
+        p_decl = 2 * max(declared.I, declared.F) + 1 if declared_p is None else declared_p
+        out["declared_precision"] = {"p": p_decl, "I": declared.I, "F": declared.F}
+        if prec.I < declared.I or prec.F < declared.F:
+            out["below_declared"] = True
+    return out
 
 
 def residual_input(model: Model, columns: list[Mapping[str, int | Fraction]]) -> np.ndarray:

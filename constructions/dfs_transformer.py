@@ -69,7 +69,8 @@ from .blocks import FFNSpec, Form, HeadSpec, LayerSpec, Unit, assemble, padded_l
 from .errors import PrecisionError
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
+from .ffn_blocks import checked_format, declared_split
+from .numerics import Precision
 from .vocab import Vocabulary
 
 BOS, TILDE = special_dim("<s>"), special_dim("~")
@@ -133,8 +134,9 @@ class Constants:
         return self.s_d * designed
 
 
-def constants(n: int, p: int) -> Constants:
-    F = (p - 1) // 2
+def constants(n: int, p: "int | Precision") -> Constants:
+    """The proof's constants at n for the fractional bits F of p (an odd p or R(I, F))."""
+    F = Precision.of(p).F
     L = max_len_for(n)
     G = math.ceil((F + 2) * math.log(2) + math.log(L)) + 2
     lam_pos = G
@@ -145,16 +147,18 @@ def constants(n: int, p: int) -> Constants:
     return Constants(n, p, L, G, lam_pos, lam_v, mu, lam_c, math.isqrt(_padded_d()))
 
 
-def precision_ok(n: int, p: int) -> str | None:
-    """None when p suffices for this construction at n, else the reason."""
-    F = (p - 1) // 2
+def precision_ok(n: int, p: "int | Precision") -> str | None:
+    """None when p (an odd p or R(I, F)) suffices for this construction at n, else the reason:
+    F for the constants and ROUND(1/t), I for the scores (which grow with F through G)."""
+    prec = Precision.of(p)
+    F, I = prec.F, prec.I
     if F < 3:
         return "the first-occurrence threshold uses the constant 3/8, which needs F >= 3"
     if (1 << F) < 2 * n * (n + 1):
         return f"ROUND(1/t) for t <= {n} must be pairwise >= 1/(2n(n+1)) apart, which needs 2^F >= 2n(n+1)"
     c = constants(n, p)
-    if c.score_bound > (1 << F) - 1:
-        return f"attention scores reach about {c.score_bound:.3g}, beyond R_{p}'s largest magnitude 2^{F}"
+    if c.score_bound > (1 << I) - 1:
+        return f"attention scores reach about {c.score_bound:.3g}, beyond {prec.label}'s largest magnitude 2^{I}"
     return None
 
 
@@ -285,12 +289,7 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise PrecisionError(f"dfs-transformer: n must be a whole number >= 1, got {n!r}")
     need = declared_p(n)
-    if p is None:
-        p = need
-    check_p(p)
-    why = precision_ok(n, p)
-    if why is not None:
-        raise PrecisionError(f"dfs-transformer at n = {n} needs p >= {need} (got p = {p}): {why}")
+    p = checked_format(p, need, lambda prec: precision_ok(n, prec), f"dfs-transformer at n = {n}")
     c = constants(n, p)
     vocab = Vocabulary(n)
     lb = LayoutBuilder(vocab)
@@ -447,7 +446,7 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
     return assemble(
         arch="transformer", p=p, layout=layout, vocab=vocab,
         layers=[layer1, layer2, layer3, layer4, layer5, layer6, layer7],
-        max_len=c.L, unembed=unembed,
+        max_len=c.L, unembed=unembed, declared=declared_split(lambda prec: precision_ok(n, prec)), declared_p=need,
         meta={"construction": "dfs-transformer", "theorem": "4.7 / Lemma B.27", "n": n,
               "readout": readout, "edge_count_check": edge_count_check,
               "constants": {k: getattr(c, k) for k in ("G", "lam_pos", "lam_v", "mu", "lam_c", "s_d")}},

@@ -944,7 +944,7 @@ class _Engine:
             cols = exact_cols.tolist()
             Qc, cz = Q[:, :, exact_cols], causal[:, exact_cols]
             pc = pv = None
-            L_S = Limbs(b).count(3 * F + 2)
+            L_S = Limbs(b).count(self.P.prec.p - 1 + F + 2)  # scores: |S| <= M 2^F
             if self.arith.matmul == "round_once":
                 R = _gemm(Kt, Qc, b)  # exact scores, not rounded
                 if _scores_surely_in_range(K, Qc, cz, F, b, self.M):
@@ -1319,23 +1319,24 @@ def _prepare(model: Model, arith: Arithmetic, seq_len: int, device: torch.device
         if isinstance(layer, TransformerLayer):
             inner += [h.W_K.shape[0] for h in layer.heads]
     limbs = Limbs.for_inner_dim(max(inner), model.p)
-    need = limbs.count(3 * F + 2) + limbs.count(2 * F) + 63 // limbs.b + 4
+    V = prec.p - 1  # bits of a value's magnitude (2F in R_p; I + F in R(I, F))
+    need = limbs.count(V + F + 2) + limbs.count(V) + 63 // limbs.b + 4
     if need > _MAX_LIMBS:
         raise EvaluatorError(
             f"FastEvaluator cannot hold R_{model.p} exactly: attention scores need {need} limbs of "
             f"{limbs.b} bits and its int64 carry sums allow {_MAX_LIMBS}; use p <= "
             f"{(2 * _MAX_LIMBS * limbs.b) // 5} or the ReferenceEvaluator"
         )
-    L = limbs.count(2 * F)
+    L = limbs.count(V)
     b = limbs.b
 
-    def dig(arr: np.ndarray, bits: int = 2 * F) -> torch.Tensor:
+    def dig(arr: np.ndarray, bits: int = V) -> torch.Tensor:
         return _ints_to_digits(np.asarray(arr, dtype=object), b, limbs.count(bits), device)
 
     def bias(vec: np.ndarray) -> torch.Tensor:
         vec = np.asarray(vec, dtype=object).reshape(-1, 1)
         if arith.matmul == "round_once":
-            return dig(vec * (1 << F) if vec.size else vec, 3 * F + 1)
+            return dig(vec * (1 << F) if vec.size else vec, V + F + 1)
         return dig(vec)
 
     def ffn(f: FeedForward) -> _PFFN:

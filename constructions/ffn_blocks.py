@@ -37,7 +37,7 @@ from .blocks import Coef, FFNSpec, Form, LayerSpec, Unit, assemble, round_to_gri
 from .errors import InputError, PrecisionError
 from .layout import LayoutBuilder
 from .model import Model
-from .numerics import Precision, check_p, to_fraction
+from .numerics import MAX_P, Precision, check_p, to_fraction
 from .vocab import Vocabulary
 
 Value = Union[Coef, Mapping[str, Coef]]  # a scalar (written to one out dim) or a form over out dims
@@ -69,6 +69,30 @@ def min_precision(magnitude: int | Fraction, frac: int = 0) -> int:
     return 2 * F + 1
 
 
+def min_split_precision(magnitude: int | Fraction, frac: int = 0) -> Precision:
+    """The smallest R(I, F) holding every multiple of 2^-frac of absolute value <= magnitude:
+    F = max(1, frac) and the smallest I >= 1 with 2^I - 2^-F >= magnitude (A.2's range, split).
+    :func:`min_precision` is this need folded into one odd p (I = F)."""
+    mag = abs(to_fraction(magnitude))
+    F = max(1, int(frac))
+    I = 1
+    while Fraction((1 << (I + F)) - 1, 1 << F) < mag:
+        I += 1
+    return Precision.split(I, F)
+
+
+def join(*needs: "int | Precision") -> Precision:
+    """Componentwise max of several needs (an odd p means R_p): the format that meets them all."""
+    precs = [Precision.of(x) for x in needs]
+    return Precision.split(max(x.I for x in precs), max(x.F for x in precs))
+
+
+def fold(need: "int | Precision") -> int:
+    """The smallest odd p whose R_p meets ``need`` (I = F = the larger of its I and F)."""
+    prec = Precision.of(need)
+    return 2 * max(prec.I, prec.F) + 1
+
+
 def require_precision(p: "int | Precision", needed: "int | Precision", what: str) -> "int | Precision":
     """Validate p (an odd int, or a Precision) and refuse a format below what a construction
     needs: fewer integer or fewer fractional bits than ``needed`` (an odd p means R_p).  A
@@ -86,10 +110,53 @@ def require_precision(p: "int | Precision", needed: "int | Precision", what: str
     return p
 
 
-def precision_or_declared(p: "int | Precision | None", needed: "int | Precision", what: str) -> "int | Precision":
-    """A builder's p: its declared ``needed`` when none is given, else ``p`` validated and
-    refused below ``needed`` (:func:`require_precision`)."""
-    return needed if p is None else require_precision(p, needed, what)
+def precision_or_declared(p: "int | Precision | None", needed: "int | Precision", what: str,
+                          declared_p: int | None = None) -> "int | Precision":
+    """A builder's p: its declared ``declared_p`` (default: ``needed`` folded into one odd p,
+    :func:`fold`) when none is given, else ``p`` validated and refused below ``needed``
+    (:func:`require_precision`; a split ``needed`` compares I and F apart)."""
+    if p is None:
+        return fold(needed) if declared_p is None else declared_p
+    return require_precision(p, needed, what)
+
+
+WhyNot = Callable[[Precision], "str | None"]  # a builder's test of a format: None, or why it fails
+
+
+def int_bits_at(why_not: WhyNot, F: int) -> int:
+    """The smallest I with ``why_not(R(I, F))`` None (PrecisionError if no I up to MAX_P has it)."""
+    for I in range(1, MAX_P - F):
+        if why_not(Precision.split(I, F)) is None:
+            return I
+    raise PrecisionError(f"no R(I, F = {F}) with at most {MAX_P} bits meets this construction's needs")
+
+
+def declared_split(why_not: WhyNot) -> Precision:
+    """Declared (I, F) of a builder whose needs are a predicate: the smallest F for which some I
+    works (F's own needs: grid constants, rounded values), then the smallest I at that F."""
+    for F in range(1, MAX_P // 2):
+        if why_not(Precision.split(MAX_P - 1 - F, F)) is None:
+            return Precision.split(int_bits_at(why_not, F), F)
+    raise PrecisionError(f"no format with at most {MAX_P} bits meets this construction's needs")
+
+
+def checked_format(p: "int | Precision | None", declared_p: int, why_not: WhyNot, what: str) -> "int | Precision":
+    """A builder's format whose needs are a predicate: ``declared_p`` when p is None, else p
+    (an odd p or a Precision) unless ``why_not(prec)`` gives a reason (and prec is not
+    ``below_declared_ok``); the refusal names ``p >= declared_p`` for R_p and, for R(I, F), the
+    (I, F) needed at those fractional bits (the integer need can grow with F)."""
+    if p is None:
+        return declared_p
+    prec = Precision.of(p)
+    why = why_not(prec)
+    if why is not None and not prec.below_declared_ok:
+        if prec.symmetric:
+            wanted, got = f"p >= {declared_p}", f"p = {prec.p}"
+        else:
+            F0 = declared_split(why_not).F
+            wanted, got = f"R(I >= {int_bits_at(why_not, max(F0, prec.F))}, F >= {F0})", prec.label
+        raise PrecisionError(f"{what} needs {wanted} (got {got}): {why}")
+    return p
 
 
 def embedding_precision(n: int, max_len: int) -> int:
@@ -105,14 +172,14 @@ def model_precision(block_p: int, n: int, max_len: int) -> int:
 
 def ceil_grid(value: int | Fraction, p: int) -> Fraction:
     """The smallest element of the 2^-F grid that is >= value."""
-    F = Precision(p).F
+    F = Precision.of(p).F
     frac = to_fraction(value)
     return Fraction(-((-frac.numerator << F) // frac.denominator), 1 << F)
 
 
 def floor_grid(value: int | Fraction, p: int) -> Fraction:
     """The largest element of the 2^-F grid that is <= value."""
-    F = Precision(p).F
+    F = Precision.of(p).F
     frac = to_fraction(value)
     return Fraction((frac.numerator << F) // frac.denominator, 1 << F)
 
@@ -387,7 +454,7 @@ def build_indicator_model(
         block_p = indicator_precision(B, bound)
         spec = indicator_spec(x, out, B)
     elif variant in ("paper", "paper-formula"):
-        check_p(p)
+        Precision.of(p)  # validates an odd p or takes R(I, F)
         block_p = 3
         spec = paper_indicator_spec(x, out, B, p, w3="printed" if variant == "paper" else "formula")
     else:
@@ -565,9 +632,9 @@ def threshold_spec(x: str, out: str, u: Coef, eps: Coef, p: int, *, name: str | 
     on the domain; at x = u the construction gives 1).
     Exact for every input in R_p with |x| <= bound at p >= threshold_precision(u, eps, bound)."""
     check_dims(x, out)
-    check_p(p)
+    Precision.of(p)  # validates an odd p or takes R(I, F)
     step = threshold_step(eps)
-    if step / 2 < Fraction(1, Precision(p).scale):
+    if step / 2 < Fraction(1, Precision.of(p).scale):
         raise PrecisionError(
             f"Lemma B.5 with eps = {eps} needs eps/2 on the grid: p >= {2 * (frac_bits(step) + 1) + 1} (got {p})")
     return FFNSpec(_threshold_units(x, out, ceil_grid(u, p), step, 1, name or f"thr:{out}"))
@@ -607,7 +674,7 @@ def build_threshold_model(
         require_precision(p, block_p, "Lemma B.5 (threshold)")
         spec = threshold_spec(x, out, u, eps, p)
     elif variant == "paper":
-        check_p(p)
+        Precision.of(p)  # validates an odd p or takes R(I, F)
         block_p = 3
         spec = paper_threshold_spec(x, out, u, eps)
     else:
@@ -627,11 +694,11 @@ def interval_spec(x: str, out: str, u: Coef, v: Coef, eps: Coef, p: int, *, name
     second threshold at v' + eps' (0 for grid x <= v, 1 for x >= v + eps).
     Preconditions: u <= v.  Exact for |x| <= bound at p >= interval_precision(u, v, eps, bound)."""
     check_dims(x, out)
-    check_p(p)
+    Precision.of(p)  # validates an odd p or takes R(I, F)
     if to_fraction(u) > to_fraction(v):
         raise InputError(f"Lemma B.6 needs u <= v, got u = {u}, v = {v}")
     step = threshold_step(eps)
-    if step / 2 < Fraction(1, Precision(p).scale):
+    if step / 2 < Fraction(1, Precision.of(p).scale):
         raise PrecisionError(
             f"Lemma B.6 with eps = {eps} needs eps/2 on the grid: p >= {2 * (frac_bits(step) + 1) + 1} (got {p})")
     name = name or f"int:{out}"

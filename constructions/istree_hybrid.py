@@ -62,10 +62,10 @@ from fractions import Fraction
 from .blocks import FFNSpec, Form, LayerSpec, LinearUnitSpec, Unit, assemble, padded_layout
 from .dfs_transformer import Pair, flag_ge, match_head, unit
 from .errors import PrecisionError
-from .ffn_blocks import integer_hat
+from .ffn_blocks import checked_format, declared_split, integer_hat
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
+from .numerics import Precision
 from .rnn_blocks import prefix_sum_spec, recent_input_spec
 from .vocab import PAPER_SPECIALS, Vocabulary
 
@@ -156,8 +156,8 @@ def _hybrid_layout(n: int):
     return vocab, lb.build()
 
 
-def hybrid_constants(n: int, p: int) -> HybridConstants:
-    F = (p - 1) // 2
+def hybrid_constants(n: int, p: "int | Precision") -> HybridConstants:
+    F = Precision.of(p).F
     L = max_len_for(n)
     G = math.ceil((F + 2) * math.log(2) + math.log(L)) + 2
     mu = G
@@ -169,13 +169,15 @@ def hybrid_constants(n: int, p: int) -> HybridConstants:
     return HybridConstants(n, p, L, G, mu, lam_v, mu_near, lam_near, lam_o, s_d)
 
 
-def hybrid_precision_ok(n: int, p: int) -> str | None:
-    F = (p - 1) // 2
-    if F < 2:
+def hybrid_precision_ok(n: int, p: "int | Precision") -> str | None:
+    """None when p (an odd p or R(I, F)) suffices at n: F for the 1/4 offset and the gap G,
+    I for the scores."""
+    prec = Precision.of(p)
+    if prec.F < 2:
         return "the near head's target offset 1/4 needs F >= 2"
-    c = hybrid_constants(n, p)
-    if c.score_bound > (1 << F) - 1:
-        return f"attention scores reach about {c.score_bound:.3g}, beyond R_{p}'s largest magnitude 2^{F}"
+    c = hybrid_constants(n, prec)
+    if c.score_bound > (1 << prec.I) - 1:
+        return f"attention scores reach about {c.score_bound:.3g}, beyond {prec.label}'s largest magnitude 2^{prec.I}"
     return None
 
 
@@ -245,12 +247,7 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
     """
     _check_n(n, "istree-hybrid", 1)
     need = declared_p(n)
-    if p is None:
-        p = need
-    check_p(p)
-    why = hybrid_precision_ok(n, p)
-    if why is not None:
-        raise PrecisionError(f"istree-hybrid at n = {n} needs p >= {need} (got p = {p}): {why}")
+    p = checked_format(p, need, lambda prec: hybrid_precision_ok(n, prec), f"istree-hybrid at n = {n}")
     c = hybrid_constants(n, p)
     vocab, layout = _hybrid_layout(n)
     N = lambda k: m(NUM, k)  # noqa: E731  the number k tokens back
@@ -371,7 +368,7 @@ def istree_hybrid(n: int, p: int | None = None) -> Model:
             unembed[s] = {"one": -1}
     return assemble(
         arch="hybrid", p=p, layout=layout, vocab=vocab, layers=[layer1, layer2, layer3],
-        max_len=c.L, unembed=unembed,
+        max_len=c.L, unembed=unembed, declared=declared_split(lambda prec: hybrid_precision_ok(n, prec)), declared_p=need,
         meta={"construction": "istree-hybrid", "theorem": "5.7 (a)", "n": n, "cot_bound": cot_bound(n),
               "constants": {k: getattr(c, k) for k in ("G", "mu", "lam_v", "mu_near", "lam_near", "lam_o", "s_d")}},
     )
@@ -388,9 +385,9 @@ BINARY_DIMS: tuple[str, ...] = (
 )
 
 
-def binary_constants(n: int, p: int) -> tuple[int, int, int]:
+def binary_constants(n: int, p: "int | Precision") -> tuple[int, int, int]:
     """(G, lam, s_d): one gap G makes softmax hard; the Match heads score -lam (key - query)^2."""
-    F = (p - 1) // 2
+    F = Precision.of(p).F
     L = 3 * n - 2
     G = math.ceil((F + 2) * math.log(2) + math.log(L)) + 2
     return G, G, math.isqrt(padded_layout(_binary_layout(n)[1]).d)
@@ -407,11 +404,21 @@ def binary_declared_p(n: int) -> int:
     """Smallest odd p for :func:`istree_binary_hybrid` (scores <= 3 lam n^2 sqrt(d))."""
     _check_n(n, "istree-binary-hybrid", 4)
     p = 7
-    while True:
-        G, lam, s_d = binary_constants(n, p)
-        if 2 * s_d * lam * 3 * (n + 1) ** 2 <= (1 << ((p - 1) // 2)) - 1:
-            return p
+    while binary_precision_ok(n, p) is not None:
         p += 2
+    return p
+
+
+def binary_precision_ok(n: int, p: "int | Precision") -> str | None:
+    """None when p (an odd p or R(I, F)) holds the Match scores 3 lam n^2 sqrt(d) (I) with the
+    gap G of F (the constants need F >= 3, as at the declared p >= 7)."""
+    prec = Precision.of(p)
+    if prec.F < 3:
+        return "the declared constants assume F >= 3"
+    G, lam, s_d = binary_constants(n, prec)
+    if 2 * s_d * lam * 3 * (n + 1) ** 2 > (1 << prec.I) - 1:
+        return f"the Match scores must fit {prec.label} with a hard-attention gap"
+    return None
 
 
 def istree_binary_hybrid(n: int, p: int | None = None) -> Model:
@@ -433,12 +440,7 @@ def istree_binary_hybrid(n: int, p: int | None = None) -> Model:
     """
     _check_n(n, "istree-binary-hybrid", 4)
     need = binary_declared_p(n)
-    if p is None:
-        p = need
-    check_p(p)
-    if p < need:
-        raise PrecisionError(f"istree-binary-hybrid at n = {n} needs p >= {need} (got p = {p}): "
-                             "the Match scores must fit R_p with a hard-attention gap")
+    p = checked_format(p, need, lambda prec: binary_precision_ok(n, prec), f"istree-binary-hybrid at n = {n}")
     G, lam, _ = binary_constants(n, p)
     vocab, layout = _binary_layout(n)
     u, v, is_e = "b:num2", NUM, "b:tilde1"
@@ -482,7 +484,7 @@ def istree_binary_hybrid(n: int, p: int | None = None) -> Model:
         LayerSpec("transformer", [hub_a, hub_b], None, ffn4, "T hubs of a and b; answer"),
     ]
     return assemble(arch="hybrid", p=p, layout=layout, vocab=vocab, layers=layers, max_len=3 * n - 2,
-                    meta={"construction": "istree-binary-hybrid", "theorem": "5.7 (b)", "n": n,
+                    declared=declared_split(lambda prec: binary_precision_ok(n, prec)), declared_p=need, meta={"construction": "istree-binary-hybrid", "theorem": "5.7 (b)", "n": n,
                           "constants": {"G": G, "lam": lam}})
 
 

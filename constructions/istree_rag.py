@@ -84,9 +84,10 @@ from typing import Union
 
 from .blocks import FFNSpec, LayerSpec, LinearUnitSpec, Unit, assemble
 from .errors import InputError
-from .ffn_blocks import integer_hat, min_precision, precision_or_declared
+from .ffn_blocks import integer_hat, min_precision, min_split_precision, precision_or_declared
 from .layout import NUM as NUM_DIM, LayoutBuilder, special_dim
 from .model import Model
+from .numerics import Precision
 from .rnn_blocks import prefix_sum_spec, recent_input_spec
 from .vocab import Token, Vocabulary
 
@@ -258,7 +259,16 @@ def declared_p(n: int) -> int:
     """Smallest odd p at which the model is exact: every value is an integer; the largest are
     the position (<= max_len), the readout weights i^2 <= n^2 and logits <= n^2."""
     _check_n(n)
-    return min_precision(max(max_len_for(n), n * n, 2 * n + 2))
+    return min_precision(_magnitude(n))
+
+
+def declared_split(n: int) -> Precision:
+    """Declared (I, F): :func:`declared_p`'s integer need; every value is an integer, so F = 1."""
+    return min_split_precision(_magnitude(n))
+
+
+def _magnitude(n: int) -> int:
+    return max(max_len_for(n), n * n, 2 * n + 2)
 
 
 def _check_n(n: int) -> int:
@@ -324,7 +334,7 @@ def istree_rag_rnn(n: int, p: int | None = None) -> Model:
     p raises PrecisionError naming the p needed.  See the module docstring for every dim."""
     _check_n(n)
     need = declared_p(n)
-    p = precision_or_declared(p, need, f"istree-rag-rnn (n = {n})")
+    p = precision_or_declared(p, declared_split(n), f"istree-rag-rnn (n = {n})", need)
     vocab = vocabulary(n)
     lb = LayoutBuilder(vocab)
     depths = _memory_depths()
@@ -404,7 +414,7 @@ def istree_rag_rnn(n: int, p: int | None = None) -> Model:
         "window": depths["num"] + 1,
     }
     return assemble(arch="linear_rnn", p=p, layout=layout, vocab=vocab, layers=layers,
-                    max_len=max_len_for(n), unembed=unembed, meta=meta)
+                    max_len=max_len_for(n), unembed=unembed, meta=meta, declared=declared_split(n), declared_p=need)
 
 
 CATALOG = {"istree-rag-rnn": istree_rag_rnn}

@@ -40,7 +40,8 @@ from .blocks import FFNSpec, LayerSpec, LinearUnitSpec, Unit, assemble, padded_l
 from .errors import InputError, PrecisionError
 from .layout import NUM, POS, LayoutBuilder, special_dim
 from .model import Model
-from .numerics import check_p
+from .ffn_blocks import require_precision
+from .numerics import Precision, check_p
 from .vocab import PAPER_SPECIALS, Vocabulary
 
 BOS_DIM = special_dim("<s>")
@@ -60,13 +61,25 @@ def _smallest_p(fits: Callable[[int], bool], what: str, start: int = 5) -> int:
     raise PrecisionError(f"{what}: no p up to 4097 fits")  # pragma: no cover
 
 
-def _require_p(p: int | None, need: int, what: str) -> int:
+def _require_p(p: "int | Precision | None", need: int, split: Precision, what: str) -> "int | Precision":
+    """The declared p when ``p`` is None; an odd p refused below ``need``; a Precision refused
+    below the split need ``split`` (:func:`ffn_blocks.require_precision`)."""
     if p is None:
         return need
+    if isinstance(p, Precision):
+        return require_precision(p, split, what)
     check_p(p)
     if p < need:
         raise PrecisionError(f"{what} needs p >= {need} (its counters, numbers and quadratic readout must fit in R_p); got p = {p}")
     return p
+
+
+def _int_bits(*bounds: int | Fraction) -> int:
+    """The smallest I >= 1 with every |bound| <= 2^I - 1 (:func:`fits` on the integer bits)."""
+    I = 1
+    while not all(fits(b, I) for b in bounds):
+        I += 1
+    return I
 
 
 def _check_n(n: int, what: str, low: int = 1) -> int:
@@ -171,9 +184,58 @@ def _resolve_blocks(makers: list[Callable[[int], AB.AttentionBlock]], d: int, p:
     raise PrecisionError(f"{what}: could not find a common p for its blocks")  # pragma: no cover
 
 
+def _boost_for(mk: Callable[[int], AB.AttentionBlock], d: int, F: int) -> int:
+    """The smallest boost 2^b (from the paper's 1) whose score gap gives hard attention at F."""
+    b = 1
+    while not mk(b).budget(d).hard(Precision.split(1, F)):
+        b *= 2
+        if b > 1 << 64:
+            raise PrecisionError(f"{mk(1).name}: no boost up to 2^64 gives hard attention at F = {F}")
+    return b
+
+
+def _split_blocks(makers: list[Callable[[int], AB.AttentionBlock]], d: int, F: int) -> list[AB.AttentionBlock]:
+    """Each block at the smallest boost that is hard at F fractional bits (constants re-derived)."""
+    return [mk(_boost_for(mk, d, F)) for mk in makers]
+
+
+def _declared_split(blocks: list[AB.AttentionBlock], d: int, own: Precision) -> Precision:
+    """Declared (I, F): the builder's own need, and I large enough for every block's values."""
+    return Precision.split(max([own.I] + [blk.budget(d).min_int_bits(own.F) for blk in blocks]), own.F)
+
+
+def _resolve_split(makers, d: int, prec: Precision, own: Precision, what: str):
+    """:func:`_resolve_blocks` for a given R(I, F): boosts for hard attention at F, values within I.
+    Returns (prec, blocks, windows, declared (I, F))."""
+    declared = _declared_split(_split_blocks(makers, d, own.F), d, own)
+    require_precision(prec, declared, what)
+    blocks = _split_blocks(makers, d, prec.F)
+    for blk in blocks:
+        budget = blk.budget(d)
+        if not budget.fits(prec) and not prec.below_declared_ok:
+            raise PrecisionError(f"{what}: block {blk.name} needs {budget.min_int_bits(prec.F)} integer bits at "
+                                 f"F = {prec.F} (its boost {blk.boost} makes it hard there); got {prec.label}")
+    return prec, blocks, [blk.budget(d).window() for blk in blocks], declared
+
+
 def _readout_min_p(n: int) -> int:
     """The quadratic readout's weights and logits (up to 3 n^2) must fit."""
     return _smallest_p(lambda F: fits(3 * n * n + 2 * n, F), "readout")
+
+
+def _readout_split(n: int) -> Precision:
+    """:func:`_readout_min_p` as integer bits (the readout is integer: F = 1 suffices for it)."""
+    return Precision.split(_int_bits(3 * n * n + 2 * n), 1)
+
+
+def _resolve_any(makers, d: int, p: "int | Precision | None", own_p: int, own: Precision, what: str):
+    """(p, blocks, windows, declared (I, F), declared p): an odd p or None by
+    :func:`_resolve_blocks` (the paper's R_p), a Precision by :func:`_resolve_split`."""
+    declared_p = _resolve_blocks(makers, d, None, own_p, what)[0]
+    if isinstance(p, Precision):
+        return (*_resolve_split(makers, d, p, own, what), declared_p)
+    p, blocks, windows = _resolve_blocks(makers, d, p, own_p, what)
+    return p, blocks, windows, _declared_split(_split_blocks(makers, d, own.F), d, own), declared_p
 
 
 def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: int | None, c: int, max_len: int | None) -> Model:
@@ -210,7 +272,7 @@ def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: i
     probe = [mk(1) for mk in makers]
     _alloc_all(lb, [dim for blk in probe for dim in blk.aux + blk.writes])
     d = padded_layout(lb.build()).d
-    p, blocks, windows = _resolve_blocks(makers, d, p, _readout_min_p(n), what)
+    p, blocks, windows, declared, declared_p = _resolve_any(makers, d, p, _readout_min_p(n), _readout_split(n), what)
     match, copy_blocks = blocks[0], blocks[1:]
     if task == "index":
         prev_pos = keys[0]
@@ -246,7 +308,7 @@ def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: i
             "blocks": {blk.name: {"boost": blk.boost, "p_window": w} for blk, w in zip(blocks, windows)},
             "block_size_N": N, "readout": "explicit quadratic unembed (erratum D32-E1)", "cot_steps": 0}
     return assemble(arch=arch, p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=max_len,
-                    unembed=unembed, meta=meta)
+                    unembed=unembed, meta=meta, declared=declared, declared_p=declared_p)
 
 
 def _count_model(arch: Literal["transformer", "hybrid"], n: int, p: int | None, max_len: int | None,
@@ -272,8 +334,9 @@ def _count_model(arch: Literal["transformer", "hybrid"], n: int, p: int | None, 
     d = padded_layout(lb.build()).d
     delta_bits = max_len.bit_length() + 1
     T = n + 4  # t + 3 + [t = q] <= n + 4
-    own = max(_readout_min_p(n), _smallest_p(lambda F: F >= delta_bits + (T + 4).bit_length() + 3, "count comparison"))
-    p, blocks, windows = _resolve_blocks(makers, d, p, own, what)
+    cmp_F = delta_bits + (T + 4).bit_length() + 3  # the comparison's fractional bits
+    own = max(_readout_min_p(n), _smallest_p(lambda F: F >= cmp_F, "count comparison"))
+    p, blocks, windows, declared, declared_p = _resolve_any(makers, d, p, own, Precision.split(_readout_split(n).I, cmp_F), what)
     count = blocks[0]
     delta = Fraction(1, 1 << delta_bits)
     # prod = w * (t + 3 + [t = q]): t = num, q = prev at the last position.  COUNT sees the
@@ -305,7 +368,7 @@ def _count_model(arch: Literal["transformer", "hybrid"], n: int, p: int | None, 
             "block_size_N": N, "theorem": "4.6" if arch == "transformer" else "5.6", "cot_steps": 0,
             "readout": "explicit linear comparison unembed (erratum T46-E4)"}
     return assemble(arch=arch, p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=max_len,
-                    unembed=unembed, meta=meta)
+                    unembed=unembed, meta=meta, declared=declared, declared_p=declared_p)
 
 
 def build_index_transformer(n: int, p: int | None = None, max_len: int | None = None) -> Model:
@@ -438,14 +501,20 @@ def _rag_quant_range(task: str, n: int) -> tuple[int, int]:
     return (1, n + 1) if task == "count" else (1, n)
 
 
-def _declared_p_rag(task: str, n: int, max_len: int, script_len: int) -> int:
+def _rag_bounds(task: str, n: int, max_len: int, script_len: int) -> list[int]:
+    """Largest magnitudes of the RNN's state, FFN and readout (all integers)."""
     lo, hi = _rag_quant_range(task, n)
+    return [max_len * max_len, (hi + 1) * (hi + 1) * 3, (max_len + script_len) * (n + 2)]
 
-    def ok(F: int) -> bool:
-        bounds = [max_len * max_len, (hi + 1) * (hi + 1) * 3, (max_len + script_len) * (n + 2)]
-        return all(fits(b, F) for b in bounds)
 
-    return _smallest_p(ok, "retrieval-augmented RNN")
+def _declared_p_rag(task: str, n: int, max_len: int, script_len: int) -> int:
+    bounds = _rag_bounds(task, n, max_len, script_len)
+    return _smallest_p(lambda F: all(fits(b, F) for b in bounds), "retrieval-augmented RNN")
+
+
+def _declared_split_rag(task: str, n: int, max_len: int, script_len: int) -> Precision:
+    """Declared (I, F): every value is an integer (counters, tents, readout), so F = 1."""
+    return Precision.split(_int_bits(*_rag_bounds(task, n, max_len, script_len)), 1)
 
 
 def build_rag_rnn(task: str, n: int, p: int | None = None, c: int = 2, max_len: int | None = None) -> Model:
@@ -470,7 +539,8 @@ def build_rag_rnn(task: str, n: int, p: int | None = None, c: int = 2, max_len: 
     quants = tuple(quantifier_token(j) for j in range(lo, hi + 1)) if any(i.kind == "quant" for i in script) else ()
     vocab = _vocab(task, n, rag_fragments(task, c) + quants)
     need = _declared_p_rag(task, n, total_len, len(script))
-    p = _require_p(p, need, what)
+    split = _declared_split_rag(task, n, total_len, len(script))
+    p = _require_p(p, need, split, what)
     lb = LayoutBuilder(vocab)
     D = max([it.delay for it in script] + [0])
     lags = [lb.alloc(f"lag{j}") for j in range(D + 1)]
@@ -521,7 +591,7 @@ def build_rag_rnn(task: str, n: int, p: int | None = None, c: int = 2, max_len: 
             "cot_steps": len(script) - 2, "prompt_max_len": prompt_len,
             "readout": "explicit unembed (erratum D32-E1)", "script": [it.kind + ":" + (it.token or str(it.delay)) for it in script]}
     return assemble(arch="linear_rnn", p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=total_len,
-                    unembed=unembed, meta=meta)
+                    unembed=unembed, meta=meta, declared=split, declared_p=need)
 
 
 def rag_rnn_p(task: str, n: int, c: int = 2, max_len: int | None = None) -> int:
