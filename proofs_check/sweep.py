@@ -165,19 +165,26 @@ def _client(ex: Executor, cells: int):
         except (OSError, TimeoutError, ValueError) as exc:
             raise ProofsCheckError(f"cannot reach the Dask scheduler at {ex.scheduler}: {exc}; "
                                    "start one (dask scheduler) or leave --scheduler out for a local cluster") from None
-    import dask
-
-    # saturation 1.0: a worker holds only the cell it runs (none queued), so a dying worker
-    # takes no bystander with it
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        cluster = LocalCluster(n_workers=ex.local_workers(cells), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = LocalCluster(n_workers=ex.local_workers(cells), threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster)
 
 
+#: saturation 1.0: a worker holds only the cell it runs (none queued), so a dying worker takes no
+#: bystander with it; daemon False: a cell may start processes of its own (the regex oracle of
+#: the retrieval-augmented RNNs runs Python's re in a child process)
+DASK_CONFIG = {"distributed.scheduler.worker-saturation": 1.0, "distributed.worker.daemon": False}
+
+
 def _on_dask(ex: Executor, fn: Callable[[Cell], Any], todo: list[Cell]) -> Iterator[Record]:
+    import dask
     from distributed import as_completed
 
+    with dask.config.set(DASK_CONFIG):  # held while the cluster lives: restarted workers read it too
+        yield from _submit_all(ex, fn, todo, as_completed)
+
+
+def _submit_all(ex: Executor, fn: Callable[[Cell], Any], todo: list[Cell], as_completed) -> Iterator[Record]:
     client = _client(ex, len(todo))
     try:
         pending = {client.submit(run_one, fn, cell, pure=False, key=f"cell-{i}-{time.time_ns()}"): cell

@@ -54,12 +54,13 @@ def test_least_squares_recovers_a_line_and_needs_two_sizes():
 
 @pytest.fixture(scope="module")
 def count_hybrid_row():
-    return Fr.frontier_row("count-hybrid", 8, 2, route="requantise")
+    return Fr.frontier_row("count-hybrid", 8, 2, route="rebuild")
 
 
 def test_frontier_bisection_matches_brute_force_scan_on_a_real_family(count_hybrid_row):
-    """count-hybrid (Thm 5.6) at n = 8, K = 2: every axis' bisection answer equals a fresh
-    downward scan (its own Judge, every value from declared down to the first failure)."""
+    """count-hybrid (Thm 5.6) at n = 8, K = 2, rebuilt for each format: every axis' bisection
+    answer equals a fresh downward scan (its own Judge, every value from declared down to the
+    first failure)."""
     row = count_hybrid_row
     assert row.error is None and row.declared["p"] == P.construction("count-hybrid").build(8).p
     con = P.construction("count-hybrid")
@@ -70,7 +71,7 @@ def test_frontier_bisection_matches_brute_force_scan_on_a_real_family(count_hybr
 
     with RegexOracle() as oracle:
         for axis in Fr.AXES:
-            judge = Fr.Judge(con, cases, Fr.maker(con, 8, "requantise", model), row.declared, axis, FastEvaluator(), oracle)
+            judge = Fr.Judge(con, cases, Fr.maker(con, 8, "rebuild", model), row.declared, axis, FastEvaluator(), oracle)
             scanned = Fr.downward_scan(Fr.axis_values(axis, row.declared), judge)
             assert row.axes[axis].answer == scanned, (axis, row.axes[axis], scanned)
             assert scanned is not None and scanned <= row.declared[axis]
