@@ -68,7 +68,7 @@ def fits_markdown(rows: Sequence[FrontierRow]) -> str:
         if not ns:
             continue
         cells = [_fit_text(*(lambda f: (f.a, f.b) if f else (None, None))(fits.get((con.name, ax, w))))
-                 for ax in AXES for w in ("measured", "declared")]
+                 for ax in ("p", "I", "F") for w in ("measured", "declared")]  # the header's order
         lines.append(f"| {con.theorem} | {con.name} | {CLAIMED.get(con.theorem, '')} | {', '.join(map(str, ns))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -181,7 +181,23 @@ ROUTE_TEXT = {
 }
 
 
-def notes_text(rows: Sequence[FrontierRow], format_rows: Sequence[P.FormatRow], route: str, seed: int, seconds: float) -> str:
+def findings(rows: Sequence[FrontierRow]) -> list[str]:
+    """Bullets for every axis whose declared value fails (with the failure) or that is non-monotone."""
+    out = []
+    for r in rows:
+        for axis, res in r.axes.items():
+            if res.fails_at_declared:
+                top = next((t for t in res.trials if t.value == res.declared), None)
+                why = (top.first_failure or "") if top else ""
+                out.append(f"- Thm {r.theorem} {r.name} n={r.n}, axis {axis}: fails at the declared {axis} = {res.declared} "
+                           f"({top.label if top else ''}): {why[:240]}")
+            elif not res.monotone:
+                out.append(f"- Thm {r.theorem} {r.name} n={r.n}, axis {axis}: non-monotone, passes at {res.answer} and also at {res.also_passes}")
+    return out
+
+
+def notes_text(rows: Sequence[FrontierRow], format_rows: Sequence[P.FormatRow], route: str, seed: int, seconds: float,
+               cell_seconds: float) -> str:
     brk = []
     for con in P.CONSTRUCTIONS:
         b = breaking_n(format_rows, con.name)
@@ -189,11 +205,13 @@ def notes_text(rows: Sequence[FrontierRow], format_rows: Sequence[P.FormatRow], 
             brk.append(f"- Thm {con.theorem} {con.name}: " + "; ".join(f"{f}: {'first wrong at n=' + str(n) if n else 'all correct'}" for f, n in b.items()))
     return (PREAMBLE.format(seed=seed, route=route, route_text=ROUTE_TEXT[route], margin=MARGIN)
             + "\n## Frontier\n\n" + frontier_markdown(rows)
+            + "\n\n### Declared values that fail, non-monotone axes\n\n" + ("\n".join(findings(rows)) or "- none")
             + "\n\n## Fitted slopes: bits ~ a log2 n + b (least squares over the measured n)\n\n" + fits_markdown(rows)
             + "\n\n## Float formats at the same n and K (first wrong n)\n\n" + ("\n".join(brk) or "- none measured")
             + "\n\n## Plot\n\n![frontier](frontier.png)\n\nOne panel per construction: declared p / I / F dashed, measured "
               "p / I / F with markers, against n on a log2 axis; a dotted vertical line where a float format first answers wrongly.\n"
-            + f"\n_Generated in {seconds:.0f} s._\n")
+            + f"\n_The sweep's {len(rows) + len(format_rows)} cells took {cell_seconds:.0f} s of worker time in all "
+              f"(this render: {seconds:.0f} s wall, cells already in the JSONL file are not re-run)._\n")
 
 
 def write_notes(path: str, plot: str | None = None, out: str | None = None, resume: bool = False,
@@ -212,7 +230,8 @@ def write_notes(path: str, plot: str | None = None, out: str | None = None, resu
     out = out or str(Path(path).with_suffix(".jsonl"))
     records = run_cells(cells, precision_cell, out=out, resume=resume, executor=Executor(workers, scheduler), desc="frontier")
     rows = rows_by_kind(cells, results_or_raise(records))
-    write_text(path, notes_text(rows["frontier"], rows["formats"], route, seed, time.time() - t0))
+    cell_seconds = sum(r["seconds"] or 0 for r in records)
+    write_text(path, notes_text(rows["frontier"], rows["formats"], route, seed, time.time() - t0, cell_seconds))
     write_text(Path(path).with_name(FRONTIER_JSON), json.dumps([r.to_json() for r in rows["frontier"]], indent=1) + "\n")
     if plot:
         plot_frontier(plot, rows["frontier"], rows["formats"], route)
