@@ -167,6 +167,15 @@ I = F = (p - 1)/2 of the smallest p the builder accepts.  A sample is not the wo
 declared p covers every input of length up to max_len, so a measured value below it is a lower
 bound on what the construction needs, not proof that the declared p is too large.
 
+**Reading the axes.** A rebuilding builder may derive constants from F (score gaps and boosts
+scale with the grid), so more F can need more I: the I axis is measured at *one* ample F, not
+minimised over F ("fails at declared I" below means the declared I is too small at that larger F,
+while the declared R(I, F) itself passes).  A declared F of 1 (the retrieval Transformers and
+RNNs) leaves the F search nothing below it.  No construction failed at its declared p, and every
+declared and measured p fits a log2 n line, as the theorems' O(log n) claims say: no erratum;
+the slopes (up to ~14 bits of p per doubling of n for Index / AR / c-gram) are the builders'
+constants, which this frontier measures as built, not minimised (tightened constants are not built).
+
 **Sizes** (`precision_sweep.FRONTIER_PLAN`): Thm 4.6 / 5.6 at n = 8 .. 256 (a 1024-token
 exact decode costs seconds and each cell runs about 20 formats), 5.2 to 64 (its regex
 chains grow with n; count-rag-rnn takes ~18 s a decode at n = 1024), 5.7 (b) to 64, 4.7 to 16,
