@@ -165,3 +165,25 @@ def test_claims_paragraph_fits_the_committed_rows_and_is_empty_without_them(tmp_
     text = claims_paragraph(path)
     (line,) = [x for x in text.splitlines() if "count-hybrid" in x]
     assert "| 2.00 log2 n + 21.0 |" in line and "O(log n) bits (Thm 5.6)" in line
+
+
+# ---- verify --workers ----------------------------------------------------------------------
+
+
+def test_verify_on_the_sweep_executor_keeps_the_registry_order(capsys):
+    """The parallel path's cells and records (run here in-process, 1 worker) give the same
+    outcomes, in the same order, as the serial loop."""
+    import argparse
+
+    from proofs_check import registry
+
+    checks = registry.select(["B.3", "B.2"])
+    args = argparse.Namespace(profile="ci", workers=1, scheduler=None, quiet=True)
+    results = cli._verify_parallel(checks, args)
+    assert [r["id"] for r in results] == [c.id for c in checks]
+    assert all(r["passed"] and r["cases"] > 0 for r in results)
+
+
+def test_verify_refuses_zero_workers(capsys):
+    assert cli.main(["verify", "--only", "B.2", "--workers", "0"]) == 2
+    assert "--workers must be a positive integer" in capsys.readouterr().err
