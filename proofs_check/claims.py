@@ -142,6 +142,19 @@ ROW_SOURCES: tuple[str, ...] = (
 )
 
 
+#: paragraphs appended after the table, functions ``() -> str`` ("" to add nothing)
+PARAGRAPH_SOURCES: tuple[str, ...] = ("proofs_check.frontier_notes:claims_paragraph",)
+
+
+def claims_paragraphs() -> str:
+    texts = []
+    for spec in PARAGRAPH_SOURCES:
+        mod_name, fn_name = spec.split(":")
+        (module,) = import_modules([mod_name])
+        texts.append(getattr(module, fn_name)())
+    return "".join("\n" + t for t in texts if t)
+
+
 def claims_rows(sizes: Sequence[int] = SIZES) -> list[ClaimRow]:
     rows: list[ClaimRow] = []
     for spec in ROW_SOURCES:
@@ -210,7 +223,7 @@ and retrieved tokens before the answer (retrieval results are part of the sequen
 
 def write_markdown(path: str, sizes: Sequence[int] = SIZES) -> str:
     rows = claims_rows(sizes)
-    text = PREAMBLE + "\n## Table\n\n" + markdown(rows) + "\n\n## Growth\n\n" + "\n".join(growth_summary(rows)) + "\n"
+    text = PREAMBLE + "\n## Table\n\n" + markdown(rows) + "\n\n## Growth\n\n" + "\n".join(growth_summary(rows)) + "\n" + claims_paragraphs()
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return text

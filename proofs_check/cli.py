@@ -31,7 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from constructions.errors import ProofsCheckError
+from constructions.errors import InputError, ProofsCheckError
 from proofs_check.plugins import import_modules
 
 PROG = "proofs-check"
@@ -108,6 +108,8 @@ def _add_verify(sub) -> None:
     p.add_argument("--profile", default="ci", help="ci (default, derandomized), dev or thorough")
     p.add_argument("--json", action="store_true", help="print a JSON list of outcomes instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--workers", type=int, default=1, help="run checks in parallel on N Dask worker processes (default 1: in order, here)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run the checks on an existing Dask cluster")
     p.set_defaults(handler=cmd_verify)
 
 
@@ -178,6 +180,35 @@ def _run_with_progress(check, profile, quiet: bool) -> dict[str, Any]:
         progress.close()
 
 
+def verify_cell(cell: dict[str, Any]) -> dict[str, Any]:
+    """One check as a sweep cell ``{"id", "profile"}`` (top level: runs in a Dask worker)."""
+    from . import registry
+
+    (check,) = [c for c in registry.select([cell["id"]]) if c.id == cell["id"]]
+    return _run_one(check, registry.get_profile(cell["profile"]))
+
+
+def _verify_parallel(checks, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The checks on the sweep executor (proofs_check.sweep), results in the registry's order."""
+    from .sweep import Executor, run_cells
+
+    cells = [{"id": c.id, "profile": args.profile} for c in checks]
+    records = run_cells(cells, verify_cell, executor=Executor(args.workers, args.scheduler, args.quiet), desc="checks")
+    return [r["result"] if r["status"] == "ok" else
+            {"id": c.id, "title": c.title, "claim": c.claim, "cases": 0, "passed": False, "seconds": r["seconds"] or 0.0,
+             "detail": f"the check's worker failed: {r['error']}", "measured": {}} for c, r in zip(checks, records)]
+
+
+def _verify_here(i: int, total: int, check, profile, quiet: bool) -> dict[str, Any]:
+    """One check in this process, with its progress line on stderr."""
+    if not quiet:
+        print(f"[{i}/{total}] {check.id} {check.title} ...", end="", file=sys.stderr, flush=True)
+    result = _run_with_progress(check, profile, quiet)
+    if not quiet:
+        print(f" {'PASS' if result['passed'] else 'FAIL'} ({result['seconds']:.1f}s)", file=sys.stderr, flush=True)
+    return result
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import registry
 
@@ -185,14 +216,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     checks = registry.select(args.only)
     if not checks:
         raise ProofsCheckError("no checks are registered yet, so there is nothing to verify")
-    results = []
-    for i, check in enumerate(checks, start=1):
-        if not args.quiet:
-            print(f"[{i}/{len(checks)}] {check.id} {check.title} ...", end="", file=sys.stderr, flush=True)
-        result = _run_with_progress(check, profile, args.quiet)
-        if not args.quiet:
-            print(f" {'PASS' if result['passed'] else 'FAIL'} ({result['seconds']:.1f}s)", file=sys.stderr, flush=True)
-        results.append(result)
+    if args.workers < 1:
+        raise InputError("--workers must be a positive integer")
+    if args.workers > 1 or args.scheduler:
+        results = _verify_parallel(checks, args)
+    else:
+        results = [_verify_here(i, len(checks), check, profile, args.quiet) for i, check in enumerate(checks, start=1)]
     if args.json:
         print(_dumps(results))
     else:

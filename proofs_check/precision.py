@@ -37,9 +37,10 @@ Writer::
 
     python -m proofs_check.precision --write notes/precision/formats.md
 
-CLI (``add_parser``)::
+CLI (``add_parser``; the sweep flags and the handler are in ``proofs_check/precision_sweep.py``,
+the frontier in ``proofs_check/frontier.py``)::
 
-    proofs-check precision NAME [--n N ...] [--instances K] [--min-p] [--steps S] [--json]
+    proofs-check precision NAME|all [--n N ...] [--instances K] [--min-p] [--steps S] [--json] [--frontier] ...
 """
 from __future__ import annotations
 
@@ -51,9 +52,7 @@ import os
 import random
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from typing import Any, Callable, Sequence
 
 from constructions.errors import InputError, ProofsCheckError
@@ -404,11 +403,11 @@ def _run_case(con: Construction, model: Model, case: Case, evaluator, oracle) ->
     return Outcome(case.label, None if res.answer is None else str(res.answer), res.answer == case.answer, chain)
 
 
-def run_sample(con: Construction, model: Model, cases: Sequence[Case], fmt: str, oracle) -> list[Outcome]:
+def run_sample(con: Construction, model: Model, cases: Sequence[Case], fmt: str, oracle, device: str = "cpu") -> list[Outcome]:
     """Decode every case in one number format (torch pinned to one thread by the caller)."""
     from constructions.evaluate_fast import FastEvaluator
 
-    ev = FastEvaluator(mode=fmt)
+    ev = FastEvaluator(mode=fmt, device=device)
     return [_run_case(con, model, c, ev, oracle) for c in cases]
 
 
@@ -443,7 +442,7 @@ class FormatRow:
         return asdict(self)
 
 
-def format_row(name: str, n: int, k: int, seed: int = SEED, formats: Sequence[str] = FORMATS) -> FormatRow:
+def format_row(name: str, n: int, k: int, seed: int = SEED, formats: Sequence[str] = FORMATS, device: str = "cpu") -> FormatRow:
     """One construction at one n: the declared-p model decoded in every format (top level so
     that it runs in a worker)."""
     import torch
@@ -463,7 +462,7 @@ def format_row(name: str, n: int, k: int, seed: int = SEED, formats: Sequence[st
     exact_chains: list[list[str]] = []
     with RegexOracle() as oracle:
         for fmt in formats:
-            outs = run_sample(con, model, cases, fmt, oracle)
+            outs = run_sample(con, model, cases, fmt, oracle, device)
             if fmt == "exact":
                 exact_chains = [o.chain for o in outs]
             chain_equal = None
@@ -475,12 +474,20 @@ def format_row(name: str, n: int, k: int, seed: int = SEED, formats: Sequence[st
                      [c.label for c in cases], round(time.time() - t0, 2))
 
 
+def _call_job(fn: Callable, cell: dict) -> Any:
+    return fn(*cell["job"])
+
+
 def _pool_map(fn: Callable, jobs: list[tuple], workers: int | None) -> list:
+    """fn(*job) for every job on the sweep executor (proofs_check.sweep: Dask, or in this
+    process for one worker); a job that raises raises here."""
+    from functools import partial
+
+    from .sweep import Executor, results_or_raise, run_cells
+
     workers = min(len(jobs), workers or os.cpu_count() or 1)
-    if workers <= 1:
-        return [fn(*job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(fn, *zip(*jobs)))
+    records = run_cells([{"job": list(job)} for job in jobs], partial(_call_job, fn), executor=Executor(max(1, workers)))
+    return results_or_raise(records)
 
 
 def _check_sizes(con: Construction, sizes: Sequence[int]) -> list[int]:
@@ -530,24 +537,23 @@ def _cost(name: str, n: int) -> float:
 # =============================================================================================
 
 
-def requantise(model: Model, p: int) -> Model:
-    """The model's weights rounded to R_p (p below model.p): each scaled weight q (2^-F grid)
-    becomes the nearest multiple of 2^-F' (ties even); a weight beyond R_p's largest magnitude
-    raises PrecisionError naming it.  Layout, vocabulary, max_len and meta are kept."""
-    old, new = Precision(model.p), Precision(p)
+def requantise(model: Model, p: "int | Precision") -> Model:
+    """The model's weights rounded to R_p (an odd p, or any R(I, F)): each scaled weight q
+    (2^-F grid) becomes the nearest multiple of 2^-F' (ties even; exact when F' >= F); a weight
+    beyond the new format's largest magnitude raises PrecisionError naming it.  Layout,
+    vocabulary, max_len and meta are kept."""
+    old, new = model.precision, Precision.of(p)
     shift = old.F - new.F
-    if shift < 0:
-        raise InputError(f"requantise lowers precision only (model p = {model.p}, asked p = {p})")
 
     def conv(arr, what: str):
         out = zeros(*arr.shape)
         flat_in, flat_out = arr.reshape(-1), out.reshape(-1)
         for i, q in enumerate(flat_in):
-            v = div_round(int(q), 1 << shift, "even") if shift else int(q)
+            v = div_round(int(q), 1 << shift, "even") if shift > 0 else int(q) << -shift
             if abs(v) > new.max_scaled:
                 from constructions.errors import PrecisionError
 
-                raise PrecisionError(f"weight {what} = {float(old.decode(int(q))):.6g} is beyond R_{p} "
+                raise PrecisionError(f"weight {what} = {float(old.decode(int(q))):.6g} is beyond {new.label} "
                                      f"(largest magnitude {float(new.max_value):.6g})")
             flat_out[i] = v
         return out
@@ -567,7 +573,7 @@ def requantise(model: Model, p: int) -> Model:
             layers.append(LinearRNNLayer(conv(layer.A, f"layer{li}.A"), conv(layer.B, f"layer{li}.B"), ffn, layer.name))
     unembed = conv(model.unembed, "unembed") if model.unembed is not None else None
     meta = {**model.meta, "requantised_from_p": model.p}
-    return Model(model.arch, p, model.layout, model.vocab, layers, model.max_len, unembed, meta).validate()
+    return Model(model.arch, new.p, model.layout, model.vocab, layers, model.max_len, unembed, meta, new.frac).validate()
 
 
 @dataclass
@@ -880,39 +886,18 @@ def add_parser(subparsers) -> None:
         "declared p in each number format and count the answers equal to the task's reference answer; "
         "with --min-p also scan p below the declared one (builder, and the weights requantised to R_p).",
     )
-    p.add_argument("name", choices=names, metavar="NAME", help=f"one of {', '.join(names)}")
-    p.add_argument("--n", type=int, nargs="+", default=None, help="sizes (default: the table's sizes)")
+    from .precision_sweep import ALL, add_arguments, cmd_precision, size_list
+
+    p.add_argument("name", choices=[*names, ALL], metavar="NAME", help=f"one of {', '.join(names)}, or {ALL}")
+    p.add_argument("--n", type=size_list, nargs="+", default=None, help="sizes, space- or comma-separated (default: the plan's sizes)")
     p.add_argument("--instances", type=int, default=None, help="instances per n (default: the table's)")
     p.add_argument("--seed", type=int, default=SEED, help=f"sample seed (default {SEED})")
     p.add_argument("--min-p", action="store_true", help="also scan p below the declared one (exact evaluation)")
     p.add_argument("--steps", type=int, default=None, help="odd p scanned below the declared one (default: the table's)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1: in this process; more: a local Dask cluster)")
     p.add_argument("--json", action="store_true", help="one JSON object per row")
+    add_arguments(p)  # the sweep flags (proofs_check/precision_sweep.py)
     p.set_defaults(handler=cmd_precision)
-
-
-def cmd_precision(args: argparse.Namespace) -> int:
-    if args.instances is not None and args.instances < 1:
-        raise InputError("--instances must be a positive integer")
-    if args.steps is not None and args.steps < 1:
-        raise InputError("--steps must be a positive integer")
-    if args.workers < 1:
-        raise InputError("--workers must be a positive integer")
-    rows = float_format_rows([args.name], args.n, args.instances, args.seed, args.workers)
-    prows = minimal_p_rows([args.name], args.n, args.instances, args.steps, args.seed, args.workers) if args.min_p else []
-    if args.json:
-        for r in rows:
-            print(json.dumps({"kind": "formats", **r.to_json()}), flush=True)
-        for r in prows:
-            print(json.dumps({"kind": "min_p", **r.to_json()}), flush=True)
-    else:
-        print(formats_markdown(rows))
-        print()
-        print(failures_markdown(rows))
-        if prows:
-            print()
-            print(min_p_markdown(prows))
-    return 2 if any(r.error for r in rows) or any(r.error for r in prows) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
