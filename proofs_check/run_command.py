@@ -31,6 +31,7 @@ from constructions.errors import InputError, ProofsCheckError
 from constructions.json_text import decode_utf8, parse_json
 from constructions.numerics import check_p
 from proofs_check.plugins import import_modules
+from proofs_check.progress import BarEvaluator, each, wanted
 from proofs_check.run_records import is_run_record, refuse_error_record
 
 RUNNER_MODULES: tuple[str, ...] = (
@@ -155,6 +156,18 @@ def _instance_data(runner, data: Any) -> Any:
     return reader.instance(data)
 
 
+def _answer(runner, data: Any, args: argparse.Namespace, evaluator, cache, oracle) -> dict:
+    """One instance through the runner (its decode bars, if any, closed before anything is printed)."""
+    try:
+        if isinstance(data, Exception):
+            raise data
+        instance = runner.parse(_instance_data(runner, data), args.n)
+        return runner.run(instance, args.model, args.n, args.p, evaluator, cache, oracle)
+    finally:
+        if isinstance(evaluator, BarEvaluator):  # progress on a terminal
+            evaluator.close()
+
+
 def _human(out: dict) -> str:
     head = [f"answer: {out['answer']}"] if "answer" in out else [  # a tm record has no single answer
         f"halted: {out['halted']}", f"steps={out['steps']}", f"state={out['state']}", f"ones={out['ones']}",
@@ -180,19 +193,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"--n must be a positive integer, got {args.n}")
     if args.p is not None:
         check_p(args.p)  # an even, tiny or enormous p is refused once, before any instance
+    show = wanted(args.quiet)
     evaluator = make_evaluator(args.evaluator)
+    evaluator = BarEvaluator(evaluator) if show else evaluator  # a per-token bar for each decode
     cache = ModelCache()
     failures = 0
     with RegexOracle() as oracle:
-        from .progress import each, wanted
-
-        for k, data, lineno in each(_raw_instances(args, runner), wanted(args.quiet), f"run {args.task}", "instance"):
+        for k, data, lineno in each(_raw_instances(args, runner), show, f"run {args.task}", "instance"):
             try:
-                if isinstance(data, Exception):
-                    raise data
-                instance = runner.parse(_instance_data(runner, data), args.n)
-                out = {**runner.run(instance, args.model, args.n, args.p, evaluator, cache, oracle),
-                       **_position(k, lineno)}
+                out = {**_answer(runner, data, args, evaluator, cache, oracle), **_position(k, lineno)}
             except ProofsCheckError as exc:
                 failures += 1
                 message = " ".join(str(exc).split())
