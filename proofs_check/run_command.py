@@ -12,7 +12,11 @@ Modules not written yet are skipped.
 
 Output per instance (``--json``: one JSON line each)::
 
-    {"answer": ..., "generated": [...], "retrievals": [{"pattern": ..., "result": ...}], "p": P, "n": N}
+    {"answer": ..., "generated": [...], "retrievals": [{"pattern": ..., "result": ...}], "p": P, "n": N,
+     ...the instance's own fields..., "instance": K, "line": L}
+
+``"line"`` (the --input file line, blank lines counted) only for instances read from a file.  A
+record given back as input is run again (:mod:`proofs_check.run_records`).
 
 An instance that cannot be run (bad JSON, a number above n, p too small, ...) gives one
 ``error: instance K: ...`` line on stderr (and ``{"instance": K, "error": "..."}`` on stdout
