@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Iterable, Sequence
+from functools import partial
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -59,32 +60,40 @@ class _Run:
         self.prec = model.precision
         self.arith = arith
         self.saturations: list[str] = []
+        self.bound = self.prec.max_scaled  # |q| <= M: q is in R_p
+        self.scale = self.prec.scale  # 2^F
+        self.fine_bound = self.bound * self.scale  # the same bound on the 2^-2F grid
 
-    def check(self, q: int, where: Location, clipped: bool = False) -> int:
+    def check(self, q: int, where: Where, clipped: bool = False) -> int:
         """Range-check one entry; ``clipped``: a rounded product of this entry was already clipped
-        (saturate mode), so the entry is listed once in ``saturations`` whatever else clips."""
+        (saturate mode), so the entry is listed once in ``saturations`` whatever else clips.
+        An entry in range and not clipped has nothing to report: ``where`` is not even built."""
+        if not clipped and -self.bound <= q <= self.bound:
+            return q
+        where = at(where)
         out = self.prec.check(q, where, self.arith)
         if out != q or clipped:
             self.saturations.append(str(where))
         return out
 
-    def check_fine(self, s: int, where: Location, clipped: bool = False) -> int:
+    def check_fine(self, s: int, where: Where, clipped: bool = False) -> int:
         """Range-check (not round) a value held on the 2^-2F grid (``clipped`` as in check)."""
-        bound = self.prec.max_scaled * self.prec.scale
+        bound = self.fine_bound
         if -bound <= s <= bound:
             if clipped:
-                self.saturations.append(str(where))
+                self.saturations.append(str(at(where)))
             return s
+        where = at(where)
         if self.arith.overflow == "saturate":
             self.saturations.append(str(where))
             return bound if s > 0 else -bound
         raise PrecisionOverflow(self.prec, Fraction(s, self.prec.scale**2), where)
 
-    def round_fine(self, q: int, where: Location) -> int:
+    def round_fine(self, q: int, where: Where) -> int:
         """Round a value held on the 2^-2F grid (a product of two R_p values) to R_p."""
-        return self.check(div_round(q, self.prec.scale, self.arith.tie), where)
+        return self.check(div_round(q, self.scale, self.arith.tie), where)
 
-    def products(self, pairs: Iterable[tuple[int, int]], where: Location) -> tuple[int, bool]:
+    def products(self, pairs: Iterable[tuple[int, int]], where: Where) -> tuple[int, bool]:
         """The round_products reading of one entry: sum_j ROUND(a_j b_j), every scalar product
         rounded into R_p and range-checked (raise mode: the first out-of-range product raises).
         Returns (the exact sum of the rounded products, whether any product was clipped); the
@@ -94,7 +103,7 @@ class _Run:
         for a, b in pairs:
             q = div_round(a * b, prec.scale, tie)
             if not -prec.max_scaled <= q <= prec.max_scaled:
-                q = prec.check(q, where, self.arith)  # raises unless saturate mode
+                q = prec.check(q, at(where), self.arith)  # raises unless saturate mode
                 clipped = True
             total += q
         return total, clipped
@@ -108,18 +117,28 @@ class _Run:
         rows: Sequence[str] | None = None,
         first_position: int = 1,
     ) -> np.ndarray:
-        """round(W X + b) column by column, per the matmul reading."""
+        """round(W X + b) column by column, per the matmul reading.  The sum over j runs over
+        the j with W[i, j] != 0 and X[j, k] != 0 only (the shorter of the two :func:`nonzero`
+        lists): a zero term adds exactly 0, and under round_products its product rounds to 0 and
+        never clips, so the result is the sum over every j."""
         out = zeros(W.shape[0], X.shape[1])
         scale = self.prec.scale
+        Wi = int_rows(W)
+        w_support = [nonzero(w) for w in Wi]
         for k in range(X.shape[1]):
+            x = [int(v) for v in X[:, k]]
+            x_support = nonzero(x)
             for i in range(W.shape[0]):
                 bias = int(b[i]) if b is not None else 0
-                loc = Location(where.layer, where.sublayer, where.head, k + first_position, rows[i] if rows else str(i))
+                loc = partial(Location, where.layer, where.sublayer, where.head, k + first_position,
+                              rows[i] if rows else str(i))  # built only if reported
+                w = Wi[i]
+                terms = w_support[i] if len(w_support[i]) < len(x_support) else x_support
                 if self.arith.matmul == "round_once":
-                    acc = sum(int(W[i, j]) * int(X[j, k]) for j in range(W.shape[1])) + bias * scale
+                    acc = sum(w[j] * x[j] for j in terms) + bias * scale
                     out[i, k] = self.round_fine(acc, loc)
                 else:
-                    acc, clipped = self.products(((int(W[i, j]), int(X[j, k])) for j in range(W.shape[1])), loc)
+                    acc, clipped = self.products(((w[j], x[j]) for j in terms), loc)
                     out[i, k] = self.check(acc + bias, loc, clipped)
         return out
 
@@ -130,9 +149,30 @@ class _Run:
         out = zeros(*A.shape)
         for k in range(A.shape[1]):
             for i in range(A.shape[0]):
-                loc = Location(where.layer, where.sublayer, where.head, k + first_position, rows[i])
+                loc = partial(Location, where.layer, where.sublayer, where.head, k + first_position, rows[i])
                 out[i, k] = self.check(int(A[i, k]) + int(B[i, k]), loc)
         return out
+
+
+Where = Location | Callable[[], Location]
+"""A Location, or a function that builds it (the hot loops build a location only when an entry
+is reported: an overflow or a saturation)."""
+
+
+def at(where: Where) -> Location:
+    """The Location itself."""
+    return where() if callable(where) else where
+
+
+def nonzero(values: Sequence[int]) -> list[int]:
+    """The indices j with values[j] != 0: the terms of a sum of products with values[j] that can
+    differ from 0 (a speed-up only; every operator's result is the sum over all j)."""
+    return [j for j, v in enumerate(values) if v]
+
+
+def int_rows(W: np.ndarray) -> list[list[int]]:
+    """W as Python ints, row by row (read once per operator instead of once per entry)."""
+    return [[int(v) for v in row] for row in W]
 
 
 @dataclass
@@ -190,6 +230,10 @@ def tied_unembed(model: Model, run: "_Run | None" = None, position: int | None =
     return W
 
 
+def _score_location(layer: int, head: int, query: int, key: int) -> Location:
+    return Location(layer, "attention.scores", head, query, f"key position {key}")
+
+
 def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run, state: PrefixState) -> np.ndarray:
     """Sum of heads of Def 3.1 for the columns X at positions t0 + 1 .. t0 + l (t0 =
     state.length); keys and values of positions 1..t0 come from ``state``, which gets the new
@@ -209,16 +253,20 @@ def attention(layer: TransformerLayer, X: np.ndarray, li: int, run: _Run, state:
             V = np.concatenate([state.values[li, hi], V], axis=1)
         state.keys[li, hi], state.values[li, hi] = K, V
         P = zeros(t0 + l, l)  # P[j, c]: weight of key position j + 1 for query position t0 + c + 1
+        keys = int_rows(K.T)  # keys[j]: the key column of position j + 1
         for c in range(l):
             k = t0 + c
+            q = [int(v) for v in Q[:, c]]
+            support = nonzero(q)  # the score's sum runs over these i only (zero terms add 0)
             scores = []
             for j in range(k + 1):  # causal mask C: position j attends only to j <= k
-                loc = Location(li, "attention.scores", hi, k + 1, f"key position {j + 1}")
+                loc = partial(_score_location, li, hi, k + 1, j + 1)  # built only if reported
                 clipped = False
+                key = keys[j]
                 if run.arith.matmul == "round_once":
-                    s = sum(int(K[i, j]) * int(Q[i, c]) for i in range(K.shape[0]))
+                    s = sum(key[i] * q[i] for i in support)
                 else:
-                    s, clipped = run.products(((int(K[i, j]), int(Q[i, c])) for i in range(K.shape[0])), loc)
+                    s, clipped = run.products(((key[i], q[i]) for i in support), loc)
                     s *= run.prec.scale
                 # the exact score must be a number a p-bit machine can hold
                 s = run.check_fine(s, loc, clipped)
@@ -245,14 +293,18 @@ def linear_unit(
     t0 = state.length
     H = zeros(d, l)
     prev = state.states.get(li, [0] * d)
+    A, B = int_rows(layer.A), int_rows(layer.B)
     for t in range(l):
+        x = [int(v) for v in X[:, t]]
+        h_support, x_support = nonzero(prev), nonzero(x)  # the sums run over these j only (zero terms add 0)
         for i in range(d):
-            loc = Location(li, "linear_unit", None, t0 + t + 1, names[i])
+            loc = partial(Location, li, "linear_unit", None, t0 + t + 1, names[i])
+            a, bi = A[i], B[i]
             if run.arith.matmul == "round_once":
-                acc = sum(int(layer.A[i, j]) * prev[j] for j in range(d)) + sum(int(layer.B[i, j]) * int(X[j, t]) for j in range(d))
+                acc = sum(a[j] * prev[j] for j in h_support) + sum(bi[j] * x[j] for j in x_support)
                 H[i, t] = run.round_fine(acc, loc)
             else:
-                pairs = [(int(layer.A[i, j]), prev[j]) for j in range(d)] + [(int(layer.B[i, j]), int(X[j, t])) for j in range(d)]
+                pairs = [(a[j], prev[j]) for j in h_support] + [(bi[j], x[j]) for j in x_support]
                 acc, clipped = run.products(pairs, loc)
                 H[i, t] = run.check(acc, loc, clipped)
         prev = [int(v) for v in H[:, t]]
@@ -269,7 +321,7 @@ def feed_forward(ffn: FeedForward, Y: np.ndarray, li: int, run: _Run, first_posi
     for k in range(H1.shape[1]):  # position-first, as every other operator
         for i in range(H1.shape[0]):
             relu = max(int(H1[i, k]), 0)
-            loc = Location(li, "ffn.product", None, k + first_position, hidden[i] if hidden else str(i))
+            loc = partial(Location, li, "ffn.product", None, k + first_position, hidden[i] if hidden else str(i))
             G[i, k] = run.round_fine(relu * int(H2[i, k]), loc)
     return run.affine(ffn.W3, G, ffn.b3, Location(li, "ffn.W3"), names, first_position)
 

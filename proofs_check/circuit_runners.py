@@ -30,6 +30,7 @@ from constructions.vocab import Token
 
 from .automata import NAMED, named_circuit
 from .circuits import generated, run
+from .run_records import CIRCUIT, RecordReader
 
 
 def load_circuit(spec: Any) -> Circuit:
@@ -55,6 +56,7 @@ class CircuitInstance:
     circuit: Circuit
     prompt: list[Token]
     steps: int | None
+    source: Any = None  # the circuit as given (name, path or JSON object): echoed so a record can be run again
 
 
 def simulation_record(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator) -> dict:
@@ -95,6 +97,7 @@ class CircuitRunner:
     name: str = "circuit"
     models: tuple[str, ...] = ("transformer",)
     steps: int | None = None  # --steps, bound by :meth:`bind`
+    records: RecordReader = RecordReader("circuit", CIRCUIT, (("source", "circuit"),))  # a record read back
 
     def bind(self, args) -> "CircuitRunner":
         steps = getattr(args, "steps", None)
@@ -135,7 +138,7 @@ class CircuitRunner:
         steps = data.get("steps")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             raise InputError(f"steps must be a positive integer, got {steps!r}")
-        return CircuitInstance(c, prompt, steps)
+        return CircuitInstance(c, prompt, steps, data["circuit"])
 
     def run(self, instance: CircuitInstance, model: str, n: int | None, p: int | None, evaluator, cache, oracle) -> dict:
         c, prompt = instance.circuit, instance.prompt
@@ -143,7 +146,8 @@ class CircuitRunner:
         key = ("circuit", c.dumps(), len(prompt), steps, p)
         if key not in cache.built:
             cache.built[key] = circuit_transformer(c, len(prompt), steps, p)
-        return simulation_record(c, cache.built[key], prompt, steps, evaluator)
+        out = simulation_record(c, cache.built[key], prompt, steps, evaluator)
+        return {**out, "source": instance.source, "input": list(prompt)}  # can be run again
 
     human = staticmethod(human)
 

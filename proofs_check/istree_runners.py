@@ -29,6 +29,7 @@ from .data import LabelledGraph, is_data_record, read_record
 from .graphs import NO, YES, Graph
 from .plugins import import_construction
 from .retrieval_runners import ModelCache, answer_record
+from .run_records import ISTREE, RecordReader
 
 MODELS: tuple[str, ...] = ("transformer", "rag-rnn", "hybrid")
 ANSWERS = frozenset({YES, NO})
@@ -92,6 +93,7 @@ def decode_graph(model_name: str, model: Model, g: Graph, bound: int, evaluator,
 class IsTreeRunner:
     name: str = "istree"
     models: tuple[str, ...] = MODELS
+    records: RecordReader = RecordReader("istree", ISTREE)  # a `run istree` record read back
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--edges", metavar="EDGES", default=None,
@@ -122,7 +124,8 @@ class IsTreeRunner:
             return {**out, "label": instance.label, "correct": out["answer"] == instance.label}
         g = instance if n is None or n == instance.n else Graph.make(n, instance.edges)
         built, bound = build_model(model, g.n, p, cache)
-        return answer_record(decode_graph(model, built, g, bound, evaluator, oracle), model, built.p, g.n)
+        out = answer_record(decode_graph(model, built, g, bound, evaluator, oracle), model, built.p, g.n)
+        return {**out, **g.to_json()}  # the graph beside its answer: a record can be run again
 
 
 RUNNERS: dict[str, IsTreeRunner] = {"istree": IsTreeRunner()}

@@ -1,4 +1,5 @@
-"""Progress on long work (issue 15): per token while decoding, per instance while running.
+"""Progress on long work (issue 15): per token while decoding, per instance while running
+(``run``: a bar per instance and one per decode), per case in ``verify``.
 
 A thin layer over tqdm (a well-kept library; see pyproject.toml).  Bars go to stderr and are
 shown only when stderr is a terminal and ``--quiet`` was not given, so piped or captured output
@@ -51,6 +52,28 @@ def decoding_session(session: Any, show: bool, total: int):
     """(session to decode with, bar or None): the session itself when progress is not wanted."""
     progress = bar(show, total, "decoding", "token")
     return (session, None) if progress is None else (CountingSession(session, progress), progress)
+
+
+class BarEvaluator:
+    """An evaluator whose every session advances a per-token bar of its own (``run``'s decodes:
+    the runners open the sessions).  Values untouched: every call goes to the wrapped evaluator.
+    :meth:`close` closes the bars of the sessions opened so far (``run`` calls it per instance)."""
+
+    def __init__(self, evaluator: Any, desc: str = "decoding") -> None:
+        self._evaluator, self._desc, self._bars = evaluator, desc, []
+
+    def session(self, *args: Any, **kwargs: Any) -> CountingSession:
+        progress = bar(True, None, self._desc, "token")
+        self._bars.append(progress)
+        return CountingSession(self._evaluator.session(*args, **kwargs), progress)
+
+    def close(self) -> None:
+        for progress in self._bars:
+            progress.close()
+        self._bars.clear()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._evaluator, name)
 
 
 def each(items: Iterable[Any], show: bool, desc: str, unit: str) -> Iterator[Any]:

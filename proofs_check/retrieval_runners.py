@@ -22,6 +22,7 @@ from constructions.model import Model
 from constructions.vocab import Token
 
 from . import tasks
+from .run_records import RETRIEVAL, RecordReader
 
 MODELS: tuple[str, ...] = ("transformer", "hybrid", "rag-rnn")
 
@@ -104,6 +105,11 @@ class RetrievalRunner:
     def instances_from_args(self, args) -> list[Any] | None:
         return None
 
+    @property
+    def records(self) -> RecordReader:
+        """How a `run` record of this task is read back (proofs_check.run_records)."""
+        return RecordReader(self.name, RETRIEVAL)
+
     def parse(self, data: Any, n: int | None) -> Any:
         if isinstance(data, dict) and n is not None:
             data = {**data, "n": n}
@@ -115,7 +121,8 @@ class RetrievalRunner:
             raise InputError(f"task {self.name} has no model {model!r}; choose one of {', '.join(self.models)}")
         n, c, max_len = model_size_for(self.name, instance, n)
         m = cache.get(self.name, model, n, c, max_len, p)
-        return answer_record(decode(m, instance.tokens(), evaluator, oracle), model, m.p, n)
+        out = answer_record(decode(m, instance.tokens(), evaluator, oracle), model, m.p, n)
+        return {**out, **instance.to_json()}  # the instance beside its answer: a record can be run again
 
 
 def answer_record(result: DecodeResult, model: str, p: int, n: int) -> dict:

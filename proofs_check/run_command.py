@@ -12,7 +12,11 @@ Modules not written yet are skipped.
 
 Output per instance (``--json``: one JSON line each)::
 
-    {"answer": ..., "generated": [...], "retrievals": [{"pattern": ..., "result": ...}], "p": P, "n": N}
+    {"answer": ..., "generated": [...], "retrievals": [{"pattern": ..., "result": ...}], "p": P, "n": N,
+     ...the instance's own fields..., "instance": K, "line": L}
+
+``"line"`` (the --input file line, blank lines counted) only for instances read from a file.  A
+record given back as input is run again (:mod:`proofs_check.run_records`).
 
 An instance that cannot be run (bad JSON, a number above n, p too small, ...) gives one
 ``error: instance K: ...`` line on stderr (and ``{"instance": K, "error": "..."}`` on stdout
@@ -31,6 +35,8 @@ from constructions.errors import InputError, ProofsCheckError
 from constructions.json_text import decode_utf8, parse_json
 from constructions.numerics import check_p
 from proofs_check.plugins import import_modules
+from proofs_check.progress import BarEvaluator, each, wanted
+from proofs_check.run_records import is_run_record, refuse_error_record
 
 RUNNER_MODULES: tuple[str, ...] = (
     "proofs_check.retrieval_runners",
@@ -137,6 +143,35 @@ def _jsonl_instances(data: bytes) -> Iterator[tuple[int, Any, int]]:
             yield k, exc, lineno
 
 
+def _position(k: int, lineno: int | None) -> dict:
+    """``{"instance": K}`` and, for an --input file, ``"line": L`` (its line, blank lines counted)."""
+    return {"instance": k} if lineno is None else {"instance": k, "line": lineno}
+
+
+def _instance_data(runner, data: Any) -> Any:
+    """The instance a line holds: itself, or, for an earlier ``run`` record, its instance fields
+    (:mod:`proofs_check.run_records`: the earlier outputs are dropped unread)."""
+    refuse_error_record(data)
+    if not is_run_record(data):
+        return data
+    reader = getattr(runner, "records", None)
+    if reader is None:
+        raise InputError(f"task {runner.name} does not read `run` records back; give the instance itself")
+    return reader.instance(data)
+
+
+def _answer(runner, data: Any, args: argparse.Namespace, evaluator, cache, oracle) -> dict:
+    """One instance through the runner (its decode bars, if any, closed before anything is printed)."""
+    try:
+        if isinstance(data, Exception):
+            raise data
+        instance = runner.parse(_instance_data(runner, data), args.n)
+        return runner.run(instance, args.model, args.n, args.p, evaluator, cache, oracle)
+    finally:
+        if isinstance(evaluator, BarEvaluator):  # progress on a terminal
+            evaluator.close()
+
+
 def _human(out: dict) -> str:
     head = [f"answer: {out['answer']}"] if "answer" in out else [  # a tm record has no single answer
         f"halted: {out['halted']}", f"steps={out['steps']}", f"state={out['state']}", f"ones={out['ones']}",
@@ -162,26 +197,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"--n must be a positive integer, got {args.n}")
     if args.p is not None:
         check_p(args.p)  # an even, tiny or enormous p is refused once, before any instance
+    show = wanted(args.quiet)
     evaluator = make_evaluator(args.evaluator)
+    evaluator = BarEvaluator(evaluator) if show else evaluator  # a per-token bar for each decode
     cache = ModelCache()
     failures = 0
     with RegexOracle() as oracle:
-        from .progress import each, wanted
-
-        for k, data, lineno in each(_raw_instances(args, runner), wanted(args.quiet), f"run {args.task}", "instance"):
+        for k, data, lineno in each(_raw_instances(args, runner), show, f"run {args.task}", "instance"):
             try:
-                if isinstance(data, Exception):
-                    raise data
-                instance = runner.parse(data, args.n)
-                out = runner.run(instance, args.model, args.n, args.p, evaluator, cache, oracle)
+                out = {**_answer(runner, data, args, evaluator, cache, oracle), **_position(k, lineno)}
             except ProofsCheckError as exc:
                 failures += 1
                 message = " ".join(str(exc).split())
                 where = "" if lineno is None else f"line {lineno}: "  # the file line, blank lines counted
                 print(f"error: instance {k}: {where}{message}", file=sys.stderr)
                 if args.json:
-                    print(json.dumps({"instance": k, **({} if lineno is None else {"line": lineno}), "error": message}),
-                          flush=True)
+                    print(json.dumps({**_position(k, lineno), "error": message}), flush=True)
                 continue
             print(json.dumps(out) if args.json else getattr(runner, "human", _human)(out), flush=True)
     return 2 if failures else 0

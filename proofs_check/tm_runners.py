@@ -43,6 +43,7 @@ from constructions.model import Model
 
 from .plugins import import_construction
 from .retrieval_runners import ModelCache
+from .run_records import TM, RecordReader
 
 DEFAULT_MAX_STEPS = 1000
 
@@ -129,6 +130,7 @@ class TMRunner:
     name: str = "tm"
     models: tuple[str, ...] = MODELS
     max_steps: int | None = None  # --max-steps, bound by :meth:`bind`
+    records: RecordReader = RecordReader("tm", TM)  # a `run tm` record read back
 
     def bind(self, args) -> "TMRunner":
         """This runner with the command line's ``--max-steps``."""
@@ -177,7 +179,8 @@ class TMRunner:
         steps = require_steps(instance.max_steps or self.max_steps or DEFAULT_MAX_STEPS)
         built = build_model(model, instance.machine, len(instance.tape), steps, p, cache)
         result = decode_tm(model, built, instance.tape, evaluator, oracle)
-        return run_record(model, built, result, len(instance.tape), steps)
+        out = run_record(model, built, result, len(instance.tape), steps)
+        return {**out, "machine": instance.machine.to_text(), "input": list(instance.tape)}  # can be run again
 
 
 RUNNERS: dict[str, TMRunner] = {"tm": TMRunner()}

@@ -6,9 +6,11 @@ definition, written below and independent of proofs_check.tasks), bad lines of m
 (bytes that are not UTF-8, binary junk, JSON of the wrong shape or type, huge or negative
 numbers, floats, NaN, deep nesting, numbers beyond n or beyond the tool's size bound) and blank
 lines, with LF or CRLF endings and an optional BOM.  Property: exit 0 or 2, no traceback, one
-``error: instance K`` line per bad line (K its index among the non-blank lines) and nothing else
-on stderr; on stdout (``--json``) one record per instance in order, the good ones exactly the
-record the same instance gives when run alone (``--instance``) and carrying the reference answer.
+``error: instance K: line L:`` line per bad line (K its index among the non-blank lines, L its
+line in the file, blank lines counted) and nothing else on stderr; on stdout (``--json``) one
+record per instance in order, each with ``"instance": K`` and ``"line": L``, the good ones
+otherwise exactly the record the same instance gives when run alone (``--instance``, which has
+``"instance": 1`` and no line) and carrying the reference answer.
 """
 from __future__ import annotations
 
@@ -138,18 +140,21 @@ def any_line(task: str) -> st.SearchStrategy:
 
 
 @st.composite
-def jsonl_file(draw, task: str) -> tuple[bytes, list[tuple[str, bytes, dict | None]]]:
-    """(file bytes, the non-blank lines in order as ('good', bytes, instance) or ('bad', bytes, kind))."""
+def jsonl_file(draw, task: str) -> tuple[bytes, list[tuple[str, bytes, dict | None]], list[int]]:
+    """(file bytes, the non-blank lines in order as ('good', bytes, instance) or ('bad', bytes, kind),
+    the file line number of each: counted here as the file is assembled, blank lines included)"""
     lines = draw(st.lists(any_line(task), min_size=1, max_size=5))
     goods = [ln for ln in lines if ln[0] == "good"]
     if len(goods) > 3:  # keep the model runs few
         lines = [ln for ln in lines if ln[0] == "bad"] + goods[:3]
     eol = draw(st.sampled_from([b"\n", b"\r\n"]))
     parts: list[bytes] = []
+    numbers: list[int] = []
     for ln in lines:
         parts += [b""] * draw(st.integers(0, 1)) + [ln[1]]  # blank lines between
+        numbers.append(len(parts))  # 1-based: the line just appended
     body = eol.join(parts) + (eol if draw(st.booleans()) else b"")
-    return body, lines
+    return body, lines, numbers
 
 
 # ---- the property ---------------------------------------------------------------------------
@@ -166,24 +171,28 @@ def alone(task: str, model: str, inst: dict) -> dict:
         (line,) = run.out_lines
         _ALONE[key] = json.loads(line)
         assert _ALONE[key]["answer"] == reference_answer(task, inst), (task, model, inst, line)
+        assert _ALONE[key]["instance"] == 1 and "line" not in _ALONE[key], line
     return _ALONE[key]
 
 
-def check_mixed_run(run: CliRun, task: str, model: str, lines) -> None:
-    bad = [k for k, ln in enumerate(lines, 1) if ln[0] == "bad"]
+def check_mixed_run(run: CliRun, task: str, model: str, lines, numbers: list[int]) -> None:
+    bad = [(k, numbers[k - 1]) for k, ln in enumerate(lines, 1) if ln[0] == "bad"]
     assert_clean(run, bad=len(bad))
-    for line, k in zip(run.err_lines, bad):
-        assert line.startswith(f"error: instance {k}: "), (line, k)
-        assert len(line) > len(f"error: instance {k}: ") + 10, line  # says what is wrong
+    for line, (k, lineno) in zip(run.err_lines, bad):
+        head = f"error: instance {k}: line {lineno}: "
+        assert line.startswith(head), (line, k, lineno)
+        assert len(line) > len(head) + 10, line  # says what is wrong
     records = [json.loads(x) for x in run.out_lines]
     assert len(records) == len(lines), run.out
-    for k, (rec, (kind, raw, inst)) in enumerate(zip(records, lines), 1):
+    for k, (rec, (kind, raw, inst), lineno) in enumerate(zip(records, lines, numbers), 1):
+        assert (rec.get("instance"), rec.get("line")) == (k, lineno), (rec, k, lineno)
         if kind == "bad":
             event(f"bad line: {inst}")
-            assert rec.get("instance") == k and "error" in rec, (rec, raw)
+            assert set(rec) == {"instance", "line", "error"}, (rec, raw)
         else:
             event("good line")
-            assert rec == alone(task, model, inst), (rec, inst)
+            expected = {**alone(task, model, inst), "instance": k, "line": lineno}  # alone: instance 1, no line
+            assert rec == expected, (rec, inst)
 
 
 @examples(40)
@@ -191,7 +200,7 @@ def check_mixed_run(run: CliRun, task: str, model: str, lines) -> None:
 def test_fuzz_jsonl_every_task_and_model(data):
     task = data.draw(st.sampled_from(TASKS), label="task")
     model = data.draw(st.sampled_from(MODELS), label="model")
-    body, lines = data.draw(jsonl_file(task), label="file")
+    body, lines, numbers = data.draw(jsonl_file(task), label="file")
     fd, path = tempfile.mkstemp(suffix=".jsonl")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -199,16 +208,16 @@ def test_fuzz_jsonl_every_task_and_model(data):
         run = run_cli(["run", task, "--model", model, "--input", path, "--json"])
     finally:
         os.unlink(path)
-    check_mixed_run(run, task, model, lines)
+    check_mixed_run(run, task, model, lines, numbers)
 
 
 @examples(10)
 @given(st.data())
 def test_fuzz_jsonl_on_stdin(data):
     task = data.draw(st.sampled_from(TASKS), label="task")
-    body, lines = data.draw(jsonl_file(task), label="stdin")
+    body, lines, numbers = data.draw(jsonl_file(task), label="stdin")
     check_mixed_run(run_cli(["run", task, "--model", "transformer", "--input", "-", "--json"], stdin=body),
-                    task, "transformer", lines)
+                    task, "transformer", lines, numbers)
 
 
 @examples(30)
@@ -236,3 +245,26 @@ def test_the_reported_defect_non_utf8_file_is_one_error_line_and_the_rest_still_
     assert_clean(run, bad=1)
     assert "not UTF-8" in run.err_lines[0] and "instance 1" in run.err_lines[0]
     assert run.out_lines == ["answer: 2  n=2  p=39  generated: 2"]
+
+
+def test_line_numbers_with_blank_lines_a_bom_and_crlf(tmp_path):
+    """Issue 15: every record names its file line (blank and whitespace-only lines counted, the BOM
+    and CRLF endings not shifting it), success and error alike; the human error line says it too."""
+    good1, good2 = {"tokens": [3, 1, 4, 1, 5], "query": 3}, {"tokens": [2, 1], "query": 2}
+    body = (b"\xef\xbb\xbf" + json.dumps(good1).encode() + b"\r\n"  # line 1, after a BOM
+            b"\r\n \t\r\n\r\n"  # lines 2-4 blank
+            b'{"tokens": [1], "query": 7}\r\n'  # line 5: query past the sequence
+            + json.dumps(good2).encode() + b"\r\n\r\n"  # line 6, then a blank line 7
+            b"\xff\r\n")  # line 8: not UTF-8
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(body)
+    run = run_cli(["run", "index", "--model", "transformer", "--input", str(path), "--json"])
+    assert_clean(run, bad=2)
+    records = [json.loads(x) for x in run.out_lines]
+    assert [(r["instance"], r["line"]) for r in records] == [(1, 1), (2, 5), (3, 6), (4, 8)]
+    assert [r.get("answer") for r in records] == [reference_answer("index", good1), None,
+                                                  reference_answer("index", good2), None]
+    assert [e.split(":")[:3] for e in run.err_lines] == [["error", " instance 2", " line 5"],
+                                                         ["error", " instance 4", " line 8"]]
+    human = run_cli(["run", "index", "--model", "transformer", "--input", str(path)])
+    assert human.err_lines == run.err_lines and human.out_lines[0].startswith("answer: 4  ")

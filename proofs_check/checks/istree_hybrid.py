@@ -23,7 +23,7 @@ bound and the longest CoT seen; ``measured["binary_sizes"]`` the same for (b).
 
 (b) ``istree_binary_hybrid(n)`` answers IsTree with no CoT on Figure 3 family graphs
 ``lower_bounds.figure3_graph(x, k)`` for random bit strings x and indices k, shuffled.
-At the sizes of ``evaluator_agreement.REPLAY`` (ci: 8; dev: 16, 32; thorough: 64, 128) a tree's
+At the sizes of ``evaluator_agreement.REPLAY`` (ci: 16; dev: 16, 32; thorough: 64, 128) a tree's
 whole decode is replayed on the reference evaluator: every token and residual column must agree.
 """
 from __future__ import annotations
