@@ -26,16 +26,20 @@ from . import tasks
 MODELS: tuple[str, ...] = ("transformer", "hybrid", "rag-rnn")
 
 
-def make_evaluator(name: str = "fast"):
-    """``fast`` (constructions.evaluate_fast, same bits, batched torch) or ``reference``."""
+def make_evaluator(name: str = "fast", device: str = "cpu"):
+    """``fast`` (constructions.evaluate_fast, same bits, batched torch, on ``device``) or
+    ``reference`` (CPU only; another device is an InputError, see proofs_check.device_option)."""
+    from .device_option import require_device
+
     if name == "reference":
         from constructions.evaluate_reference import ReferenceEvaluator
 
+        require_device(device, name)
         return ReferenceEvaluator()
     if name == "fast":
         from constructions.evaluate_fast import FastEvaluator
 
-        return FastEvaluator()
+        return FastEvaluator(device=require_device(device, name))
     raise InputError(f"unknown evaluator {name!r}; use 'fast' or 'reference'")
 
 

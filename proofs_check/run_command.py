@@ -30,6 +30,7 @@ from constructions.decode import RegexOracle
 from constructions.errors import InputError, ProofsCheckError
 from constructions.json_text import decode_utf8, parse_json
 from constructions.numerics import check_p
+from proofs_check.device_option import add_device_argument
 from proofs_check.plugins import import_modules
 
 RUNNER_MODULES: tuple[str, ...] = (
@@ -71,6 +72,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway off a terminal)")
     p.add_argument("--evaluator", choices=("fast", "reference"), default="fast",
                    help="fast (default; same bits) or reference (slow, obviously exact)")
+    add_device_argument(p)
     seen: set[int] = set()
     for runner in runners.values():  # task-specific options (IsTree's --edges); each added once
         if id(type(runner)) not in seen:
@@ -162,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"--n must be a positive integer, got {args.n}")
     if args.p is not None:
         check_p(args.p)  # an even, tiny or enormous p is refused once, before any instance
-    evaluator = make_evaluator(args.evaluator)
+    evaluator = make_evaluator(args.evaluator, args.device)
     cache = ModelCache()
     failures = 0
     with RegexOracle() as oracle:
