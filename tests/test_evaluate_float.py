@@ -3,9 +3,13 @@ full recompute (``FastEvaluator(mode=...).forward``, one whole forward pass per 
 
 Tokens must be equal; logits agree to a few ulps of the dtype (sums over cached prefixes of
 other shapes may round differently in the last bit; the module docstring says so).
+
+``PROOFS_CHECK_DEVICE=cuda`` (benchmarks/device_check.py) runs the sessions on the GPU against
+the CPU full recompute; without CUDA that setting skips this file, and says so.
 """
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -20,6 +24,9 @@ from constructions.evaluate_float import FloatBatchSession, FloatSession, FloatW
 from tests.random_models import ModelSpec, random_model, random_tokens
 
 RTOL = {"float64": 1e-12, "float32": 1e-5}
+DEVICE = os.environ.get("PROOFS_CHECK_DEVICE", "cpu")
+if DEVICE != "cpu" and not torch.cuda.is_available():
+    pytest.skip(f"PROOFS_CHECK_DEVICE={DEVICE} but torch.cuda.is_available() is False", allow_module_level=True)
 
 specs = st.builds(
     ModelSpec,
@@ -44,7 +51,7 @@ def test_session_equals_full_recompute(spec, mode, plen, steps):
     forward over the prefix; its logits equal the full forward's to the dtype's precision."""
     model = random_model(spec)
     ev = FastEvaluator(mode=mode)
-    session = FloatSession(FloatWeights.build(model, mode), random_tokens(model, plen, spec.seed))
+    session = FloatSession(FloatWeights.build(model, mode, DEVICE), random_tokens(model, plen, spec.seed))
     for _ in range(min(steps, model.max_len - plen + 1)):
         full = ev.forward(model, session.tokens)
         tok = session.next_token()
@@ -59,7 +66,7 @@ def test_batch_session_equals_single_sessions(spec, mode, seed):
     changing active set: the batch gives each sequence the tokens its own session gives."""
     model = random_model(spec)
     rng = random.Random(seed)
-    W = FloatWeights.build(model, mode)
+    W = FloatWeights.build(model, mode, DEVICE)
     prompts = [random_tokens(model, rng.randint(1, 4), seed + k) for k in range(3)]
     bs = FloatBatchSession(W, prompts)
     singles = [FloatSession(W, p) for p in prompts]
@@ -87,7 +94,7 @@ def test_fast_session_float_mode_decodes_dfs_tour_as_recompute(mode):
 
     model = dfs_transformer(6)
     g = random_tree(random.Random(3), 6)
-    ev = FastEvaluator(mode=mode)
+    ev = FastEvaluator(mode=mode)  # CPU: the recompute is the reference
 
     class Recompute:
         def __init__(self, prompt):
@@ -99,14 +106,14 @@ def test_fast_session_float_mode_decodes_dfs_tour_as_recompute(mode):
         def next_token(self):
             return ev.next_token(model, self.tokens)
 
-    fast = chain_of_thought(ev.session(model, g.tokens()), cot_bound(6))
+    fast = chain_of_thought(FastEvaluator(mode=mode, device=DEVICE).session(model, g.tokens()), cot_bound(6))
     slow = chain_of_thought(Recompute(g.tokens()), cot_bound(6))
     assert fast.generated == slow.generated
 
 
 def test_float_batch_session_through_the_helper():
     model = random_model(ModelSpec("hybrid", 31, n_specials=4, max_len=10, seed=5))
-    ev = FastEvaluator(mode="float64")
+    ev = FastEvaluator(mode="float64", device=DEVICE)
     bs = batch_session(ev, model, [random_tokens(model, 2, 1), random_tokens(model, 3, 2)])
     assert isinstance(bs, FloatBatchSession) and bs.size == 2
     assert bs.next_tokens([1, 0]) == [ev.next_token(model, bs.tokens(1)), ev.next_token(model, bs.tokens(0))]
@@ -114,7 +121,7 @@ def test_float_batch_session_through_the_helper():
 
 def test_float_session_refuses_too_long_and_empty_sequences():
     model = random_model(ModelSpec("transformer", 31, n_specials=4, max_len=4, seed=1))
-    W = FloatWeights.build(model, "float64")
+    W = FloatWeights.build(model, "float64", DEVICE)
     with pytest.raises(TokenError, match="empty"):
         FloatSession(W, []).next_token()
     s = FloatSession(W, random_tokens(model, 4, 0))
