@@ -170,10 +170,18 @@ class _Step:
     m: torch.Tensor
     t0: torch.Tensor
     M: int
+    whole: bool = False  # rows are 0, 1, ..., size - 1 (every sequence of the state, in order)
 
     def valid(self) -> torch.Tensor:
         """[|rows|, M] mask of real (not padding) columns."""
         return torch.arange(self.M, device=self.m.device)[None, :] < self.m[:, None]
+
+
+def _rows(cache: torch.Tensor, s: _Step, length: int) -> torch.Tensor:
+    """The step's sequences' first ``length`` cached positions (a view when they are all of them)."""
+    if s.whole:
+        return cache[:, :, :length]
+    return cache[s.rows, :, :length]
 
 
 def _attention(st: _State, li: int, layer: _FLayer, X: torch.Tensor, s: _Step) -> torch.Tensor:
@@ -191,7 +199,7 @@ def _attention(st: _State, li: int, layer: _FLayer, X: torch.Tensor, s: _Step) -
         K, Q, V = WK @ X, WQ @ X, WV @ X
         Kc[s.rows[a_idx], :, pos] = K[a_idx, :, j_idx]
         Vc[s.rows[a_idx], :, pos] = V[a_idx, :, j_idx]
-        Ks, Vs = Kc[s.rows, :, :length], Vc[s.rows, :, :length]
+        Ks, Vs = _rows(Kc, s, length), _rows(Vc, s, length)
         scores = (Ks.transpose(1, 2) @ Q) / math.sqrt(d)
         P = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=1)
         mixed = mixed + Vs @ P
@@ -268,7 +276,7 @@ class _FloatRun:
         l = X.shape[1]
         st = _State(self.W, 1)
         one = torch.tensor([l], device=self.device)
-        step = _Step(torch.tensor([0], device=self.device), one, torch.zeros_like(one), l)
+        step = _Step(torch.tensor([0], device=self.device), one, torch.zeros_like(one), l, True)
         stages = [(first, X)] if trace else None
         out = _run_step(st, X.unsqueeze(0), step, stages)[0]
         logits, best = _logits(self.W, out[:, -1].unsqueeze(0))
@@ -326,7 +334,7 @@ class FloatBatchSession:
         dev = self.W.device
         m = torch.tensor([len(t) for t in news], device=dev)
         rows = torch.tensor(pending, device=dev)
-        step = _Step(rows, m, torch.tensor([done[i] for i in pending], device=dev), M)
+        step = _Step(rows, m, torch.tensor([done[i] for i in pending], device=dev), M, pending == list(range(self.size)))
         out = _run_step(self._state, X.to(dev, self.W.dtype), step, None)
         self._last[rows] = out[torch.arange(len(pending), device=dev), :, m - 1]
 
