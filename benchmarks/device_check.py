@@ -25,7 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = ("tests/test_fast_cuda.py", "tests/test_evaluate_float.py")
 QUICK_GPU = ["--quick"]
-TINY_CPU = ["--sizes", "8", "16", "--graphs", "4", "--batch-n", "6", "--hybrid-n", "4"]
+TINY_CPU = ["--quick", "--sizes", "8", "16", "--graphs", "4", "--batch-n", "6", "--hybrid-n", "4"]
 
 
 def cuda_available() -> bool:
