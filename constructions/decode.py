@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
-from .errors import RetrievalError, TokenError
+from .errors import InputError, RetrievalError, TokenError
 from .vocab import Token, Vocabulary, detokenize
 
 START, END, FAILED = "<StartSearch>", "<EndSearch>", "FAILED"
@@ -214,6 +214,142 @@ def retrieval_augmented(
             elif not in_query and is_answer(tok):
                 return DecodeResult(prompt, list(session.tokens), generated, tok, "answer", retrievals)
         return DecodeResult(prompt, list(session.tokens), generated, None, "max_steps", retrievals)
+    finally:
+        if own:
+            oracle.close()
+
+
+# ---- many sequences at once ------------------------------------------------------------------
+
+
+class BatchSession(Protocol):
+    """Many sessions advanced together: ``next_tokens(active)`` gives the next token of each
+    listed sequence (in that order) without appending it; ``append(i, tokens)`` extends
+    sequence i; ``tokens(i)`` is its whole current sequence."""
+
+    size: int
+
+    def append(self, i: int, tokens: Sequence[Token]) -> None: ...
+
+    def next_tokens(self, active: Sequence[int]) -> list[Token]: ...
+
+    def tokens(self, i: int) -> list[Token]: ...
+
+
+class SequentialBatchSession:
+    """A BatchSession over ordinary sessions, one after the other (the fallback for an
+    evaluator without ``batch_session``, e.g. the reference)."""
+
+    def __init__(self, sessions: Sequence[Session]):
+        self.sessions = list(sessions)
+        self.size = len(self.sessions)
+
+    def append(self, i: int, tokens: Sequence[Token]) -> None:
+        self.sessions[i].append(tokens)
+
+    def next_tokens(self, active: Sequence[int]) -> list[Token]:
+        return [self.sessions[i].next_token() for i in active]
+
+    def tokens(self, i: int) -> list[Token]:
+        return list(self.sessions[i].tokens)
+
+
+def batch_session(evaluator, model, prompts: Sequence[Sequence[Token]]) -> BatchSession:
+    """The evaluator's own batch session: a float-mode FastEvaluator's
+    (constructions.evaluate_float), else ``evaluator.batch_session`` where it exists, else one
+    ordinary session per prompt (:class:`SequentialBatchSession`)."""
+    if getattr(evaluator, "mode", "exact") != "exact":
+        from .evaluate_float import float_batch_session
+
+        return float_batch_session(evaluator, model, prompts)
+    if hasattr(evaluator, "batch_session"):
+        return evaluator.batch_session(model, prompts)
+    return SequentialBatchSession([evaluator.session(model, p) for p in prompts])
+
+
+def _per_sequence(value: int | Sequence[int], size: int) -> list[int]:
+    if isinstance(value, int):
+        return [value] * size
+    if len(value) != size:
+        raise InputError(f"max_steps has {len(value)} entries for a batch of {size} sequences; give one per sequence")
+    return list(value)
+
+
+@dataclass
+class _Track:
+    """One sequence's decoding so far (for the batch drivers)."""
+
+    prompt: list[Token]
+    max_steps: int
+    generated: list[Token] = field(default_factory=list)
+    retrievals: list[Retrieval] = field(default_factory=list)
+    in_query: bool = False
+
+    def result(self, sequence: list[Token], answer: Token | None) -> DecodeResult:
+        return DecodeResult(self.prompt, list(sequence), self.generated, answer,
+                            "answer" if answer is not None else "max_steps", self.retrievals)
+
+
+def _run_batch(bs: BatchSession, max_steps, after: Callable[[int, _Track, Token], bool]) -> list[DecodeResult]:
+    """Step every unfinished sequence; ``after(i, track, tok)`` (tok already appended) returns
+    whether tok is sequence i's answer.  A sequence also stops after max_steps + 1 tokens."""
+    tracks = [_Track(list(bs.tokens(i)), m) for i, m in enumerate(_per_sequence(max_steps, bs.size))]
+    results: list[DecodeResult | None] = [tr.result(tr.prompt, None) if tr.max_steps < 0 else None for tr in tracks]
+    active = [i for i in range(bs.size) if results[i] is None]
+    while active:
+        still = []
+        for i, tok in zip(active, bs.next_tokens(active)):
+            tr = tracks[i]
+            tr.generated.append(tok)
+            bs.append(i, [tok])
+            if after(i, tr, tok):
+                results[i] = tr.result(bs.tokens(i), tok)
+            elif len(tr.generated) == tr.max_steps + 1:
+                results[i] = tr.result(bs.tokens(i), None)
+            else:
+                still.append(i)
+        active = still
+    return results  # type: ignore[return-value]
+
+
+def chain_of_thought_batch(
+    bs: BatchSession,
+    max_steps: int | Sequence[int],
+    answers: Iterable[Token] | Callable[[Token], bool] = DEFAULT_ANSWERS,
+) -> list[DecodeResult]:
+    """:func:`chain_of_thought` for every sequence of a batch session (max_steps: one for all
+    or one per sequence); the same DecodeResults as decoding each sequence alone."""
+    is_answer = _stop_predicate(answers)
+    return _run_batch(bs, max_steps, lambda i, tr, tok: is_answer(tok))
+
+
+def retrieval_augmented_batch(
+    bs: BatchSession,
+    vocab: Vocabulary,
+    max_steps: int | Sequence[int],
+    answers: Iterable[Token] | Callable[[Token], bool] = DEFAULT_ANSWERS,
+    oracle: RegexOracle | None = None,
+) -> list[DecodeResult]:
+    """:func:`retrieval_augmented` for every sequence of a batch session, each with its own
+    retrievals (RETRIEVE runs on that sequence alone)."""
+    is_answer = _stop_predicate(answers)
+    own = oracle is None
+    oracle = oracle or RegexOracle()
+
+    def after(i: int, tr: _Track, tok: Token) -> bool:
+        if tok == START:
+            tr.in_query = True
+        elif tok == END:
+            pattern, result = retrieve(bs.tokens(i), vocab, oracle)
+            tr.retrievals.append(Retrieval(pattern, result, len(bs.tokens(i))))
+            bs.append(i, result)
+            tr.in_query = False
+        elif not tr.in_query and is_answer(tok):
+            return True
+        return False
+
+    try:
+        return _run_batch(bs, max_steps, after)
     finally:
         if own:
             oracle.close()

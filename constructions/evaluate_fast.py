@@ -47,6 +47,7 @@ from .fast_products import _round_products_word  # noqa: F401 - re-exported
 from .fast_softmax import _FLOAT_SOFTMAX_ONLY_F, _certify, _float_softmax, softmax_column  # noqa: F401
 from .model import Model, TransformerLayer
 from .numerics import Arithmetic
+from .evaluate_float import _FloatRun, float_batch_session, session_next_token
 from .vocab import Token
 
 MODES = ("exact", "float64", "float32", "bfloat16")
@@ -88,7 +89,10 @@ class FastEvaluator:
         return FastSession(self, model, prompt)
 
     def batch_session(self, model: Model, prompts: Sequence[Sequence[Token]]) -> FastBatchSession:
-        """Incremental decoding of many sequences at once (ragged prompts); see fast_batch."""
+        """Incremental decoding of many sequences at once (ragged prompts); see fast_batch
+        (float modes: evaluate_float.FloatBatchSession)."""
+        if self.mode != "exact":
+            return float_batch_session(self, model, prompts)
         return FastBatchSession(self, model, prompts)
 
     def forward_residual(self, model: Model, X: np.ndarray, trace: bool = False, readout: bool = True) -> ForwardResult:
@@ -114,8 +118,7 @@ class FastEvaluator:
         if not seqs:
             return []
         if self.mode != "exact":
-            runner = _FloatRun(model, self.mode, self.device)
-            return [runner.forward(s, trace) for s in seqs]
+            return _FloatRun(model, self.mode, self.device).forward_batch(seqs, trace)
         lmax = max(1, max(len(s) for s in seqs))
         prep = _prepare(model, self.arith, lmax, self.device)
         chk = _Checker(len(seqs), prep.prec, self.arith)
@@ -177,7 +180,9 @@ class FastSession:
     def next_token(self) -> Token:
         ev, model = self.evaluator, self.model
         n = len(self.tokens)
-        if ev.mode != "exact" or self._broken or n == 0 or n > model.max_len:
+        if ev.mode != "exact":
+            return session_next_token(self)
+        if self._broken or n == 0 or n > model.max_len:
             return ev.next_token(model, self.tokens)
         if self._prep is None:
             self._prep = _prepare(model, ev.arith, model.max_len, ev.device)
@@ -189,84 +194,3 @@ class FastSession:
         if err is not None:
             raise err
         return token
-
-
-# =============================================================================================
-# float modes: the same weights decoded to reals, no R_p rounding
-# =============================================================================================
-
-
-class _FloatRun:
-    """Def 3.1-3.6 / 5.5 in a torch float dtype (softmax(K^T Q / sqrt(d)), causal)."""
-
-    def __init__(self, model: Model, mode: str, device: torch.device):
-        self.model = model
-        self.dtype = _FLOAT_DTYPES[mode]
-        self.device = device
-        self.F = model.precision.F
-
-    def w(self, arr: np.ndarray) -> torch.Tensor:
-        vals = np.asarray(arr, dtype=object).astype(np.float64) * 2.0 ** -self.F
-        return torch.from_numpy(vals).to(self.device, self.dtype)
-
-    def forward(self, tokens: Sequence[Token], trace: bool) -> ForwardResult:
-        model, vocab = self.model, self.model.vocab
-        tokens = list(tokens)
-        model.check_length(len(tokens))
-        d = model.d
-        X = torch.zeros((d, len(tokens)), dtype=torch.float64)
-        for l, tok in enumerate(tokens, start=1):
-            vocab.check(tok)
-            if isinstance(tok, int):
-                X[0, l - 1] = float(tok)
-            else:
-                X[1 + vocab.special_rank(tok), l - 1] = 1.0
-            X[d - 1, l - 1] = float(l)
-        return self.run(X.to(self.device, self.dtype), trace, "embedding")
-
-    def run(self, X: torch.Tensor, trace: bool, first: str) -> ForwardResult:
-        model = self.model
-        X = X.to(self.dtype)
-        d, l = X.shape
-        stages = [(first, X)] if trace else []
-        causal = torch.ones((l, l), dtype=torch.bool, device=self.device).tril().T  # [j, k]: j <= k
-        for li, layer in enumerate(model.layers, start=1):
-            if isinstance(layer, TransformerLayer):
-                mixed = torch.zeros_like(X)
-                for head in layer.heads:
-                    K, Q, V = self.w(head.W_K) @ X, self.w(head.W_Q) @ X, self.w(head.W_V) @ X
-                    scores = (K.T @ Q) / math.sqrt(d)
-                    scores = scores.masked_fill(~causal, float("-inf"))
-                    P = torch.softmax(scores, dim=0)
-                    mixed = mixed + V @ P
-                sub = "attention"
-            else:
-                A, B = self.w(layer.A), self.w(layer.B)
-                BX = B @ X
-                h = torch.zeros((d,), dtype=self.dtype, device=self.device)
-                cols = []
-                for t in range(l):
-                    h = A @ h + BX[:, t]
-                    cols.append(h)
-                mixed = torch.stack(cols, dim=1)
-                sub = "linear_unit"
-            Y = X + mixed
-            f = layer.ffn
-            H1 = self.w(f.W1) @ Y + self.w(f.b1).reshape(-1, 1)
-            H2 = self.w(f.W2) @ Y + self.w(f.b2).reshape(-1, 1)
-            X = Y + self.w(f.W3) @ (torch.relu(H1) * H2) + self.w(f.b3).reshape(-1, 1)
-            if trace:
-                stages += [(f"layer {li} after {sub}", Y), (f"layer {li} after ffn", X)]
-        if model.unembed is not None:
-            U = self.w(model.unembed)
-        else:
-            vocab = model.vocab
-            U = torch.zeros((len(vocab), d), dtype=self.dtype, device=self.device)
-            for tid, tok in enumerate(vocab.all_tokens()):
-                if isinstance(tok, int):
-                    U[tid, 0] = float(tok)
-                else:
-                    U[tid, 1 + vocab.special_rank(tok)] = 1.0
-        logits = U @ X[:, -1]
-        best = int(torch.argmax(logits.float() if self.dtype == torch.bfloat16 else logits))
-        return ForwardResult(X, [float(v) for v in logits], model.vocab.token_of(best), [], stages)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from .errors import InputError, ResourceError
 
 MAX_NUMBERS = 1 << 16
-MAX_LEN = 1 << 20  # positions cost nothing at build time; long chains (Thm 4.1 at n = 2^16, 10^5-token decodes) need them
+MAX_LEN = 1 << 23  # positions cost nothing at build time; long chains (Thm 4.1 at n = 2^16, 10^5-token decodes) and Thm 4.7 at n = 2048 (any simple graph: 3 C(n,2) + 1 prompt positions, 6.3M) need them
 MAX_FILE_ENTRIES = 1 << 27  # int64 limbs: 1 GiB on disk
 MAX_JSON_DIGITS = 100
 MAX_GATES = 1 << 16  # a circuit's gates: one lookup row each in the Thm 4.8 Transformer

@@ -12,6 +12,11 @@ explicit readout separately, parameter bits (count x p), recurrent state bits, a
 table in ``notes/claims.md``::
 
     python -m proofs_check.claims --write notes/claims.md [--sizes 16 64 256 1024]
+    python -m proofs_check.claims --write notes/claims.md --only istree   # just the IsTree rows
+
+``--only NAME ...`` runs only the row sources ``*:NAME_rows`` (``istree``, ``retrieval``,
+``turing``, ...) and, with ``--write`` onto an existing table, replaces only their rows there
+(:func:`merge_rows`): the slow IsTree decodes can be re-run alone.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from constructions.errors import InputError
 from constructions.model import LinearRNNLayer, Model, TransformerLayer
 from proofs_check.plugins import import_modules
 
@@ -155,9 +161,19 @@ def claims_paragraphs() -> str:
     return "".join("\n" + t for t in texts if t)
 
 
-def claims_rows(sizes: Sequence[int] = SIZES) -> list[ClaimRow]:
+def source_names() -> list[str]:
+    """The ``--only`` names: ``NAME`` of each ``module:NAME_rows`` in :data:`ROW_SOURCES`."""
+    return [spec.split(":")[1].removesuffix("_rows") for spec in ROW_SOURCES]
+
+
+def claims_rows(sizes: Sequence[int] = SIZES, only: Sequence[str] | None = None) -> list[ClaimRow]:
+    unknown = sorted(set(only or ()) - set(source_names()))
+    if unknown:
+        raise InputError(f"--only {' '.join(unknown)}: no such row source; choose from {', '.join(source_names())}")
     rows: list[ClaimRow] = []
-    for spec in ROW_SOURCES:
+    for spec, name in zip(ROW_SOURCES, source_names()):
+        if only and name not in only:
+            continue
         mod_name, fn_name = spec.split(":")
         (module,) = import_modules([mod_name])
         rows.extend(getattr(module, fn_name)(sizes))
@@ -212,17 +228,57 @@ retrieval-augmented RNNs for Index and Counting grows with n only because their 
 tokens `{j}` are n special tokens, each with its own one-hot embedding dimension (A.3) that no
 weight touches (erratum T52-E1 in notes/errata/retrieval_tasks.md).
 
-IsTree rows (`proofs_check.istree_claims`, n = 8, 32, 128, 512): "measured L (bound B)" = the
-longest chain over the graphs decoded at that n (a uniform random tree and a randomly labelled
-path; 5.7 (b): a Figure 3 family instance), each answer checked against IsTree, next to the
-theorem's bound B; "bound B (not decoded)" = decoding at that n is too slow for this table, B is
-the bound alone.  4.7 and 5.7 (a) count generated tokens before the answer; 5.3 counts generated
-and retrieved tokens before the answer (retrieval results are part of the sequence).
+IsTree rows (`proofs_check.istree_claims`, n = 8, 32, 128, 512, and 1024, 2048 for 4.7; every
+row decoded, re-run alone with `--only istree`): "measured L (bound B)" = the longest chain over
+the graphs decoded at that n in one batch (a uniform random tree and a randomly labelled path;
+5.7 (b): a Figure 3 family instance), each answer checked against IsTree and each 4.7 chain
+against Algorithm 1, next to the theorem's bound B.  4.7 and 5.7 (a) count generated tokens
+before the answer; 5.3 counts generated and retrieved tokens before the answer (retrieval
+results are part of the sequence).
 """
 
 
-def write_markdown(path: str, sizes: Sequence[int] = SIZES) -> str:
-    rows = claims_rows(sizes)
+def parse_table(text: str) -> list[ClaimRow]:
+    """The rows of a table written by :func:`markdown` (cells kept as text)."""
+    head = "| Thm | task | model | n | "
+    lines = text.splitlines()
+    start = next((k for k, line in enumerate(lines) if line.startswith(head)), None)
+    if start is None:
+        raise InputError("the existing file holds no claims table; write the whole table without --only")
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        sizes = {key: cell for (key, _), cell in zip(COLUMNS, cells[4:])}
+        rows.append(ClaimRow(cells[0], cells[1], cells[2], int(cells[3]), sizes))
+    return rows
+
+
+def merge_rows(old: list[ClaimRow], new: list[ClaimRow]) -> list[ClaimRow]:
+    """``old`` with every (theorem, task, model) group that ``new`` has replaced by new's rows
+    (at the place of the group's first old row; groups old lacks go at the end)."""
+    groups = {(r.theorem, r.task, r.model) for r in new}
+    out: list[ClaimRow] = []
+    placed: set[tuple] = set()
+    for r in old:
+        key = (r.theorem, r.task, r.model)
+        if key not in groups:
+            out.append(r)
+        elif key not in placed:
+            placed.add(key)
+            out.extend(x for x in new if (x.theorem, x.task, x.model) == key)
+    return out + [x for x in new if (x.theorem, x.task, x.model) not in placed]
+
+
+def write_markdown(path: str, sizes: Sequence[int] = SIZES, only: Sequence[str] | None = None) -> str:
+    rows = claims_rows(sizes, only)
+    if only:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                rows = merge_rows(parse_table(fh.read()), rows)
+        except FileNotFoundError:
+            pass
     text = PREAMBLE + "\n## Table\n\n" + markdown(rows) + "\n\n## Growth\n\n" + "\n".join(growth_summary(rows)) + "\n" + claims_paragraphs()
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -233,12 +289,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m proofs_check.claims", description="write the claims table")
     ap.add_argument("--write", metavar="FILE", help="write the markdown table to FILE (else print it)")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--only", nargs="+", metavar="NAME", choices=source_names(),
+                    help="only these row sources (with --write: replace just their rows in the existing table)")
     args = ap.parse_args(argv)
     if args.write:
-        write_markdown(args.write, args.sizes)
+        write_markdown(args.write, args.sizes, args.only)
         print(f"wrote {args.write}")
     else:
-        rows = claims_rows(args.sizes)
+        rows = claims_rows(args.sizes, args.only)
         print(markdown(rows))
         print("\n".join(growth_summary(rows)))
     return 0

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from constructions.errors import InputError, ProofsCheckError
+from proofs_check.device_option import add_device_argument
 from proofs_check.plugins import import_modules
 
 PROG = "proofs-check"
@@ -317,6 +318,7 @@ def _add_run_model(sub) -> None:
     p.add_argument("--number-format", choices=("exact", "float64", "float32", "bfloat16"), default="exact",
                    help="exact R_p (default), or the same weights in an IEEE format without R_p rounding "
                         "(fast evaluator): where real hardware differs")
+    add_device_argument(p)
     p.add_argument("--tie", choices=("even", "away"), default="even", help="rounding of exact ties (A.2)")
     p.add_argument("--matmul", choices=("round_once", "round_products"), default="round_once",
                    help="one rounding per matrix-product entry, or one per scalar product")
@@ -327,18 +329,21 @@ def _add_run_model(sub) -> None:
     p.set_defaults(handler=cmd_run_model)
 
 
-def make_evaluator(kind: str, arith, number_format: str = "exact"):
+def make_evaluator(kind: str, arith, number_format: str = "exact", device: str = "cpu"):
+    from .device_option import require_device
+
+    device = require_device(device, "fast" if number_format != "exact" else kind)
     if number_format != "exact":
         from constructions.evaluate_fast import FastEvaluator
 
-        return FastEvaluator(arith, mode=number_format)
+        return FastEvaluator(arith, device=device, mode=number_format)
     if kind == "reference":
         from constructions.evaluate_reference import ReferenceEvaluator
 
         return ReferenceEvaluator(arith)
     from constructions.evaluate_fast import FastEvaluator
 
-    return FastEvaluator(arith)
+    return FastEvaluator(arith, device=device)
 
 
 def _answers_text(args: argparse.Namespace, model) -> str:
@@ -372,7 +377,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     if args.overflow == "saturate" and (args.cot or args.rag):
         raise ProofsCheckError("--overflow saturate is for one step only (each clipped value is reported); drop --cot/--rag")
     evaluator = make_evaluator(
-        args.evaluator, Arithmetic(tie=args.tie, matmul=args.matmul, overflow=args.overflow), args.number_format
+        args.evaluator, Arithmetic(tie=args.tie, matmul=args.matmul, overflow=args.overflow), args.number_format,
+        args.device,
     )
     saturations: list[str] = []
     if args.cot or args.rag:

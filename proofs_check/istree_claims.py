@@ -1,15 +1,16 @@
 """Claims rows for the IsTree constructions: Theorems 4.7, 5.3 and 5.7 (a), (b).
 
-One :class:`proofs_check.claims.ClaimRow` per construction and n (the issue's n = 8, 32, 128,
-512).  The sizes are read off the built model by :func:`proofs_check.claims.measure` (layers,
-heads, width, parameters, parameter bits, state bits, p).  The chain-of-thought column is
-
-* **measured** where decoding is affordable (n <= ``Construction.decode_up_to``): the model is
-  decoded greedily by the exact fast evaluator on a few graphs (:func:`probe_graphs`: a uniform
-  random tree and a randomly labelled path, edges in random order and orientation), each
-  answer is checked against IsTree (union-find), and the longest chain is reported next to the
-  theorem's bound: ``"measured 63 (bound 63)"``;
-* otherwise the theorem's bound alone, labelled as such: ``"bound 1023 (not decoded)"``.
+One :class:`proofs_check.claims.ClaimRow` per construction and n: 4.7 at n = 8, 32, 128, 512,
+1024, 2048, the others at 8, 32, 128, 512 (issue #10: every row decoded).  The sizes are read
+off the built model by :func:`proofs_check.claims.measure` (layers, heads, width, parameters,
+parameter bits, state bits, p).  The chain-of-thought column is **measured** at every n: the
+model is decoded greedily by the exact fast evaluator on the graphs of :func:`probe_graphs` (a
+uniform random tree and a randomly labelled path, edges in random order and orientation; 5.7
+(b): a Figure 3 family instance), all graphs of one (construction, n) in one batch session
+(:func:`constructions.decode.batch_session`); each answer is checked against IsTree
+(union-find), each 4.7 chain against Algorithm 1 (``proofs_check.algorithms.cot_algorithm1``:
+the tour A(G), then the answer of Lemma B.29), and the longest chain is reported next to the
+theorem's bound: ``"measured 63 (bound 63)"``.
 
 What is counted (the same quantity as the bound):
 
@@ -20,7 +21,9 @@ What is counted (the same quantity as the bound):
 * 5.7 (b) (Figure 3 family, no CoT): 0; measured on a shuffled family instance.
 
 The decodes run in worker processes (``spawn``, one torch thread each, at most
-``os.cpu_count()`` at once), longest first.
+``os.cpu_count()`` at once), longest first.  Only these rows::
+
+    python -m proofs_check.claims --write notes/claims.md --only istree
 """
 from __future__ import annotations
 
@@ -37,8 +40,9 @@ from constructions.model import Model
 from .claims import SIZES, ClaimRow, measure
 from .graphs import Graph, istree_answer, random_tree, shuffle_edges
 
-#: the issue's sizes for the IsTree rows
+#: the issue's sizes for the IsTree rows (4.7 also at 1024 and 2048: DFS_SIZES)
 ISTREE_SIZES: tuple[int, ...] = (8, 32, 128, 512)
+DFS_SIZES: tuple[int, ...] = (*ISTREE_SIZES, 1024, 2048)
 
 
 # ---- the constructions ------------------------------------------------------------------------
@@ -97,15 +101,15 @@ class Construction:
     model: str  # the `proofs-check run istree --model` name where there is one
     build: Callable[[int], Model]
     bound: Callable[[int], int]  # the theorem's bound on the counted chain (module docstring)
-    decode_up_to: int  # largest n at which the chain is measured by decoding
+    sizes: tuple[int, ...]  # the table's n (every one decoded)
     min_n: int = 1  # the builder's smallest n (rows below it are left out)
 
 
 CONSTRUCTIONS: tuple[Construction, ...] = (
-    Construction("4.7", "istree", "transformer", _build_transformer, _bound_transformer, 128),
-    Construction("5.3", "istree", "rag-rnn", _build_rag, _bound_rag, 128),
-    Construction("5.7 (a)", "istree", "hybrid", _build_hybrid, _bound_hybrid, 32),
-    Construction("5.7 (b)", "istree (Figure 3 family)", "binary-hybrid", _build_binary, _bound_binary, 512, 4),
+    Construction("4.7", "istree", "transformer", _build_transformer, _bound_transformer, DFS_SIZES),
+    Construction("5.3", "istree", "rag-rnn", _build_rag, _bound_rag, ISTREE_SIZES),
+    Construction("5.7 (a)", "istree", "hybrid", _build_hybrid, _bound_hybrid, ISTREE_SIZES),
+    Construction("5.7 (b)", "istree (Figure 3 family)", "binary-hybrid", _build_binary, _bound_binary, ISTREE_SIZES, 4),
 )
 
 
@@ -130,35 +134,50 @@ def probe_graphs(theorem: str, n: int) -> list[tuple[str, Graph]]:
     return [("random tree", random_tree(rng, n)), ("path", random_path(rng, n))]
 
 
-def decoded_chain(theorem: str, n: int, graph_json: dict) -> int:
-    """Decode one graph with the construction of ``theorem``; check the answer against IsTree;
-    return the counted chain length (module docstring).  Top-level: runs in a worker."""
+def _construction(theorem: str) -> Construction:
+    return next(c for c in CONSTRUCTIONS if c.theorem == theorem)
+
+
+def _check_decode(c: Construction, n: int, g: Graph, res, length: int) -> None:
+    """The answer against IsTree, a 4.7 chain against Algorithm 1, the chain against the bound."""
+    from .algorithms import cot_algorithm1
+
+    where = f"Thm {c.theorem} at n={n} on '{g.to_text()}'"
+    hint = f"run `proofs-check verify --only {c.theorem.split()[0]}` for the failing property"
+    if res.answer != istree_answer(g):
+        raise ProofsCheckError(f"{where} answered {res.answer}, IsTree says {istree_answer(g)}: {hint}")
+    if c.model == "transformer" and res.generated != cot_algorithm1(g):
+        raise ProofsCheckError(f"{where}: the generated chain is not Algorithm 1's tour and answer: {hint}")
+    if length > c.bound(n):
+        raise ProofsCheckError(f"{where}: chain of {length} tokens > bound {c.bound(n)}")
+
+
+def decoded_chains(theorem: str, n: int, graphs_json: Sequence[dict]) -> list[int]:
+    """Decode the graphs together (one batch session) with the construction of ``theorem``;
+    check each (:func:`_check_decode`); return the counted chain lengths (module docstring).
+    Top-level: runs in a worker."""
     import torch
 
-    from constructions.decode import RegexOracle, chain_of_thought, retrieval_augmented
+    from constructions.decode import RegexOracle, batch_session, chain_of_thought_batch, retrieval_augmented_batch
     from constructions.evaluate_fast import FastEvaluator
 
     torch.set_num_threads(1)
-    g = Graph.from_json(graph_json)
-    c = next(c for c in CONSTRUCTIONS if c.theorem == theorem)
-    model, ev = c.build(n), FastEvaluator()
-    session = ev.session(model, g.tokens())
+    graphs = [Graph.from_json(j) for j in graphs_json]
+    c = _construction(theorem)
+    model = c.build(n)
+    bs = batch_session(FastEvaluator(), model, [g.tokens() for g in graphs])
     if c.model == "rag-rnn":
         from constructions.istree_rag import max_chain
 
         with RegexOracle() as oracle:
-            res = retrieval_augmented(session, model.vocab, max_chain(n), answers={"YES", "NO"}, oracle=oracle)
-        length = len(res.sequence) - len(res.prompt) - 1
+            results = retrieval_augmented_batch(bs, model.vocab, max_chain(n), answers={"YES", "NO"}, oracle=oracle)
+        lengths = [len(r.sequence) - len(r.prompt) - 1 for r in results]
     else:
-        res = chain_of_thought(session, c.bound(n))
-        length = res.steps
-    if res.answer != istree_answer(g):
-        raise ProofsCheckError(f"Thm {theorem} at n={n} answered {res.answer} on '{g.to_text()}', "
-                               f"IsTree says {istree_answer(g)}: run `proofs-check verify --only "
-                               f"{theorem.split()[0]}` for the failing property")
-    if length > c.bound(n):
-        raise ProofsCheckError(f"Thm {theorem} at n={n}: chain of {length} tokens > bound {c.bound(n)}")
-    return length
+        results = chain_of_thought_batch(bs, c.bound(n))
+        lengths = [r.steps for r in results]
+    for g, res, length in zip(graphs, results, lengths):
+        _check_decode(c, n, g, res, length)
+    return lengths
 
 
 #: rough ms per decoded token of the exact fast evaluator (for scheduling only)
@@ -166,49 +185,33 @@ _MS_PER_TOKEN = {"4.7": 60.0, "5.3": 3.0, "5.7 (a)": 25.0, "5.7 (b)": 1.0}
 
 
 def _cost(theorem: str, n: int) -> float:
-    c = next(c for c in CONSTRUCTIONS if c.theorem == theorem)
+    c = _construction(theorem)
     return _MS_PER_TOKEN[theorem] * max(1, c.bound(n)) * (1 + n / 64)
 
 
-def _cot_cell(measured: int | None, bound: int) -> str:
-    return f"measured {measured} (bound {bound})" if measured is not None else f"bound {bound} (not decoded)"
-
-
-def _decode_all(jobs: list[tuple[str, int, dict]], workers: int) -> list[int]:
+def _decode_all(jobs: list[tuple[str, int, list[dict]]], workers: int) -> list[list[int]]:
     if workers <= 1:
-        return [decoded_chain(*job) for job in jobs]
+        return [decoded_chains(*job) for job in jobs]
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(decoded_chain, *zip(*jobs)))
+        return list(pool.map(decoded_chains, *zip(*jobs)))
 
 
 def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None) -> list[ClaimRow]:
-    """Rows for Thm 4.7, 5.3, 5.7 (a) and (b) at each n.
+    """Rows for Thm 4.7, 5.3, 5.7 (a) and (b) at each n, every one decoded.
 
-    ``sizes``: the IsTree rows use :data:`ISTREE_SIZES` when called with ``None`` or with the
-    claims table's default sizes (``claims.SIZES``); any other list (``--sizes``) is used as
-    given.  ``workers``: decoding processes (default ``os.cpu_count()``)."""
-    ns = ISTREE_SIZES if sizes is None or tuple(sizes) == tuple(SIZES) else tuple(sizes)
-    jobs: list[tuple[str, int, dict]] = []
-    where: list[tuple[str, int, str]] = []
-    for c in CONSTRUCTIONS:
-        for n in ns:
-            if c.min_n <= n <= c.decode_up_to:
-                for label, g in probe_graphs(c.theorem, n):
-                    jobs.append((c.theorem, n, g.to_json()))
-                    where.append((c.theorem, n, label))
+    ``sizes``: each construction's own :attr:`Construction.sizes` when called with ``None`` or
+    with the claims table's default sizes (``claims.SIZES``); any other list (``--sizes``) is
+    used as given for all four.  ``workers``: decoding processes (default ``os.cpu_count()``)."""
+    default = sizes is None or tuple(sizes) == tuple(SIZES)
+    plan = [(c, n) for c in CONSTRUCTIONS for n in (c.sizes if default else tuple(sizes)) if n >= c.min_n]
+    jobs = [(c.theorem, n, [g.to_json() for _, g in probe_graphs(c.theorem, n)]) for c, n in plan]
     order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][0], jobs[i][1]))  # longest first
-    results = _decode_all([jobs[i] for i in order], workers or os.cpu_count() or 1)
-    measured: dict[tuple[str, int], dict[str, int]] = {}
-    for i, length in zip(order, results):
-        theorem, n, label = where[i]
-        measured.setdefault((theorem, n), {})[label] = length
+    results = dict(zip(order, _decode_all([jobs[i] for i in order], workers or os.cpu_count() or 1)))
     rows = []
-    for c in CONSTRUCTIONS:
-        for n in (n for n in ns if n >= c.min_n):
-            sizes_n = measure(c.build(n))
-            seen = measured.get((c.theorem, n))
-            longest = max(seen.values()) if seen else None
-            sizes_n.update({"cot_steps": _cot_cell(longest, c.bound(n)), "cot_measured": seen or {},
-                            "cot_bound": c.bound(n)})
-            rows.append(ClaimRow(c.theorem, c.task, c.model, n, sizes_n))
+    for i, (c, n) in enumerate(plan):
+        seen = {label: length for (label, _), length in zip(probe_graphs(c.theorem, n), results[i])}
+        sizes_n = measure(c.build(n))
+        sizes_n.update({"cot_steps": f"measured {max(seen.values())} (bound {c.bound(n)})", "cot_measured": seen,
+                        "cot_bound": c.bound(n)})
+        rows.append(ClaimRow(c.theorem, c.task, c.model, n, sizes_n))
     return rows

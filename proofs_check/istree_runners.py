@@ -18,9 +18,10 @@ session, the decoding loop; nothing here looks at the graph beyond tokenizing it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from constructions.decode import DecodeResult, RegexOracle, chain_of_thought, retrieval_augmented
+from constructions.decode import (DecodeResult, RegexOracle, batch_session, chain_of_thought_batch,
+                                  retrieval_augmented_batch)
 from constructions.errors import InputError, ProofsCheckError
 from constructions.limits import require_n
 from constructions.model import Model
@@ -83,10 +84,16 @@ def build_model(model: str, n: int, p: int | None, cache: ModelCache) -> tuple[M
 
 
 def decode_graph(model_name: str, model: Model, g: Graph, bound: int, evaluator, oracle: RegexOracle | None = None) -> DecodeResult:
-    session = evaluator.session(model, g.tokens())
+    return decode_graphs(model_name, model, [g], bound, evaluator, oracle)[0]
+
+
+def decode_graphs(model_name: str, model: Model, graphs: Sequence[Graph], bound: int, evaluator,
+                  oracle: RegexOracle | None = None) -> list[DecodeResult]:
+    """:func:`decode_graph` of many graphs in one batch session (constructions.decode.batch_session)."""
+    bs = batch_session(evaluator, model, [g.tokens() for g in graphs])
     if SPECS[model_name].decoding == "rag":
-        return retrieval_augmented(session, model.vocab, bound, answers=ANSWERS, oracle=oracle)
-    return chain_of_thought(session, bound, answers=ANSWERS)
+        return retrieval_augmented_batch(bs, model.vocab, bound, answers=ANSWERS, oracle=oracle)
+    return chain_of_thought_batch(bs, bound, answers=ANSWERS)
 
 
 @dataclass

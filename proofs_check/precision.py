@@ -35,7 +35,7 @@ and one greedy step for 5.7 (b).
 
 Writer::
 
-    python -m proofs_check.precision --write notes/precision/formats.md
+    python -m proofs_check.precision --write notes/precision/formats.md [--large]
 
 CLI (``add_parser``; the sweep flags and the handler are in ``proofs_check/precision_sweep.py``,
 the frontier in ``proofs_check/frontier.py``)::
@@ -309,19 +309,24 @@ class Construction:
 
     def decode(self, model: Model, case: Case, evaluator, oracle) -> Any:
         """The `run` command's decoding of one instance (a constructions.decode.DecodeResult)."""
-        if self.name == "istree-binary-hybrid":
-            from constructions.decode import chain_of_thought
+        return self.decode_all(model, [case], evaluator, oracle)[0]
 
-            return chain_of_thought(evaluator.session(model, list(case.tokens)), 0, answers={YES, NO})
+    def decode_all(self, model: Model, cases: Sequence[Case], evaluator, oracle) -> list[Any]:
+        """:meth:`decode` of every case in one batch session; raises what a failing case raises."""
+        if self.name == "istree-binary-hybrid":
+            from constructions.decode import batch_session, chain_of_thought_batch
+
+            return chain_of_thought_batch(batch_session(evaluator, model, [list(c.tokens) for c in cases]), 0,
+                                          answers={YES, NO})
         if self.is_istree:
-            from .istree_runners import SPECS, decode_graph
+            from .istree_runners import SPECS, decode_graphs
 
             mod = importlib.import_module(SPECS[self.arch].module)
-            g = Graph.from_tokens(list(case.tokens), model.vocab.n)
-            return decode_graph(self.arch, model, g, SPECS[self.arch].bound(mod, g.n), evaluator, oracle)
-        from .retrieval_runners import decode
+            graphs = [Graph.from_tokens(list(c.tokens), model.vocab.n) for c in cases]
+            return decode_graphs(self.arch, model, graphs, SPECS[self.arch].bound(mod, model.vocab.n), evaluator, oracle)
+        from .retrieval_runners import decode_batch
 
-        return decode(model, list(case.tokens), evaluator, oracle)
+        return decode_batch(model, [list(c.tokens) for c in cases], evaluator, oracle)
 
 
 def _retrieval_constructions() -> list[Construction]:
@@ -350,8 +355,8 @@ def construction(name: str) -> Construction:
 
 
 #: (sizes, instances) per construction for the generated table (about 5 minutes on 2 cores;
-#: float decoding of long chains recomputes the whole prefix per token, so the CoT / retrieval
-#: IsTree models get small n)
+#: the exact decodes of the long CoT / retrieval IsTree chains dominate, so those get small n;
+#: --large uses :data:`LARGE_PLAN` for them)
 TABLE_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
     **{c.name: ((16, 64, 256, 1024), 6) for c in CONSTRUCTIONS if c.theorem in ("4.6", "5.6")},
     **{c.name: ((16, 64, 256), 6) for c in CONSTRUCTIONS if c.theorem == "5.2"},
@@ -359,6 +364,15 @@ TABLE_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
     "istree-rag-rnn": ((6, 8), 4),
     "istree-hybrid": ((6, 8), 4),
     "istree-binary-hybrid": ((6, 16, 64, 256), 6),
+}
+
+#: issue #10's sizes for 4.7, 5.3 and 5.7 (a), up to n = 512 (``--large``: hours on 2 cores at
+#: the exact engine's present speed; the float formats decode incrementally, constructions.evaluate_float)
+LARGE_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
+    **TABLE_PLAN,
+    "dfs-transformer": ((6, 16, 32, 128, 512), 4),
+    "istree-rag-rnn": ((6, 8, 32, 128, 512), 4),
+    "istree-hybrid": ((6, 8, 32, 128, 512), 4),
 }
 
 #: (sizes, instances, steps) for the minimal-p scan of the generated table
@@ -399,16 +413,24 @@ def _run_case(con: Construction, model: Model, case: Case, evaluator, oracle) ->
         kind = type(exc).__name__
         first = " ".join(str(exc).split())  # whole: a cut message hides where it failed (issue 15)
         return Outcome(case.label, None, False, [], f"{kind}: {first}")
+    return _outcome(case, res)
+
+
+def _outcome(case: Case, res) -> Outcome:
     chain = [str(t) for t in res.sequence[len(res.prompt):]]
     return Outcome(case.label, None if res.answer is None else str(res.answer), res.answer == case.answer, chain)
 
 
 def run_sample(con: Construction, model: Model, cases: Sequence[Case], fmt: str, oracle, device: str = "cpu") -> list[Outcome]:
-    """Decode every case in one number format (torch pinned to one thread by the caller)."""
+    """Decode every case in one number format (torch pinned to one thread by the caller): all
+    in one batch; if any case raises, one by one, so that each gets its own outcome."""
     from constructions.evaluate_fast import FastEvaluator
 
     ev = FastEvaluator(mode=fmt, device=device)
-    return [_run_case(con, model, c, ev, oracle) for c in cases]
+    try:
+        return [_outcome(c, r) for c, r in zip(cases, con.decode_all(model, cases, ev, oracle))]
+    except ProofsCheckError:
+        return [_run_case(con, model, c, ev, oracle) for c in cases]
 
 
 # =============================================================================================
@@ -499,7 +521,8 @@ def _check_sizes(con: Construction, sizes: Sequence[int]) -> list[int]:
 
 def float_format_rows(constructions: Sequence[str] | None = None, sizes: Sequence[int] | None = None,
                       instances: int | None = None, seed: int = SEED, workers: int | None = None,
-                      formats: Sequence[str] = FORMATS) -> list[FormatRow]:
+                      formats: Sequence[str] = FORMATS,
+                      plan: dict[str, tuple[tuple[int, ...], int]] = TABLE_PLAN) -> list[FormatRow]:
     """Rows for each construction (catalog names; default all of :data:`CONSTRUCTIONS`) and n
     (default :data:`TABLE_PLAN`'s sizes; given sizes apply to every construction), each with
     ``instances`` seeded cases (default the plan's).  Runs in ``workers`` processes."""
@@ -510,7 +533,7 @@ def float_format_rows(constructions: Sequence[str] | None = None, sizes: Sequenc
     jobs = []
     for name in names:
         con = construction(name)
-        plan_sizes, plan_k = TABLE_PLAN[name]
+        plan_sizes, plan_k = plan[name]
         ns = _check_sizes(con, sizes if sizes else plan_sizes)
         for n in ns:
             jobs.append((name, n, instances or plan_k, seed, tuple(formats)))
@@ -810,9 +833,9 @@ family tree / non-tree, a star, a forest; Thm 5.7 (b) gets Figure 3 family graph
 precondition).  Which instances were drawn is listed with each failure.
 
 **Sizes.** Thm 4.6 / 5.6 at n = 16 .. 1024, 5.2 up to 256, 5.7 (b) up to 256, 4.7 up to 32,
-5.3 and 5.7 (a) at n = 6 and 8 only: in the float formats a session recomputes the whole
-prefix for every generated token, so their long chains (hundreds to thousands of tokens) are
-slow there; `proofs-check precision NAME --n N` runs any other size.
+5.3 and 5.7 (a) at n = 6 and 8 only: their long chains (hundreds to thousands of tokens) are
+slow to decode exactly; `python -m proofs_check.precision --write FILE --large` takes 4.7, 5.3
+and 5.7 (a) up to n = 512, and `proofs-check precision NAME --n N` runs any other size.
 
 **Correct** means the decoded answer equals the plain-Python reference answer of the task
 (`proofs_check.tasks` `answer()`, `graphs.istree_answer`), never the exact model's answer.
@@ -856,9 +879,9 @@ first failure ends that p: "instance i/K" in the last column).
 """
 
 
-def write_markdown(path: str, workers: int | None = None, seed: int = SEED) -> str:
+def write_markdown(path: str, workers: int | None = None, seed: int = SEED, large: bool = False) -> str:
     t0 = time.time()
-    rows = float_format_rows(seed=seed, workers=workers)
+    rows = float_format_rows(seed=seed, workers=workers, plan=LARGE_PLAN if large else TABLE_PLAN)
     t1 = time.time()
     prows = minimal_p_rows(seed=seed, workers=workers)
     t2 = time.time()
@@ -905,12 +928,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--write", metavar="FILE", help="write the markdown to FILE (else print it)")
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--large", action="store_true",
+                    help="Table 1 at issue #10's sizes: 4.7, 5.3, 5.7 (a) up to n = 512 (LARGE_PLAN; hours)")
     args = ap.parse_args(argv)
+    plan = LARGE_PLAN if args.large else TABLE_PLAN
     if args.write:
-        write_markdown(args.write, args.workers, args.seed)
+        write_markdown(args.write, args.workers, args.seed, args.large)
         print(f"wrote {args.write}")
     else:
-        rows = float_format_rows(seed=args.seed, workers=args.workers)
+        rows = float_format_rows(seed=args.seed, workers=args.workers, plan=plan)
         print(formats_markdown(rows))
         print("\n".join(breaking_points(rows)))
     return 0

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from constructions import retrieval_tasks as rt
-from constructions.decode import DecodeResult, RegexOracle, chain_of_thought, retrieval_augmented
+from constructions.decode import (DecodeResult, RegexOracle, batch_session, chain_of_thought_batch,
+                                  retrieval_augmented_batch)
 from constructions.errors import InputError
 from constructions.limits import require_length, require_n
 from constructions.model import Model
@@ -27,16 +28,20 @@ from .run_records import RETRIEVAL, RecordReader
 MODELS: tuple[str, ...] = ("transformer", "hybrid", "rag-rnn")
 
 
-def make_evaluator(name: str = "fast"):
-    """``fast`` (constructions.evaluate_fast, same bits, batched torch) or ``reference``."""
+def make_evaluator(name: str = "fast", device: str = "cpu"):
+    """``fast`` (constructions.evaluate_fast, same bits, batched torch, on ``device``) or
+    ``reference`` (CPU only; another device is an InputError, see proofs_check.device_option)."""
+    from .device_option import require_device
+
     if name == "reference":
         from constructions.evaluate_reference import ReferenceEvaluator
 
+        require_device(device, name)
         return ReferenceEvaluator()
     if name == "fast":
         from constructions.evaluate_fast import FastEvaluator
 
-        return FastEvaluator()
+        return FastEvaluator(device=require_device(device, name))
     raise InputError(f"unknown evaluator {name!r}; use 'fast' or 'reference'")
 
 
@@ -56,11 +61,18 @@ def decode(model: Model, prompt: Sequence[Token], evaluator, oracle: RegexOracle
     """No CoT for Transformer / hybrid (Def A.4 with 0 steps: the first token is the answer);
     in-context retrieval (Def A.5) for the retrieval-augmented RNN, stopping at a number token
     emitted outside a search."""
-    session = evaluator.session(model, prompt)
+    return decode_batch(model, [prompt], evaluator, oracle)[0]
+
+
+def decode_batch(model: Model, prompts: Sequence[Sequence[Token]], evaluator,
+                 oracle: RegexOracle | None = None) -> list[DecodeResult]:
+    """:func:`decode` of many prompts in one batch session (constructions.decode.batch_session);
+    raises what the first failing prompt raises."""
+    bs = batch_session(evaluator, model, prompts)
     if model.arch == "linear_rnn":
         steps = int(model.meta.get("cot_steps", 16)) + 1
-        return retrieval_augmented(session, model.vocab, steps, answers=is_number_token, oracle=oracle)
-    return chain_of_thought(session, 0, answers=lambda t: True)
+        return retrieval_augmented_batch(bs, model.vocab, steps, answers=is_number_token, oracle=oracle)
+    return chain_of_thought_batch(bs, 0, answers=lambda t: True)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from constructions.decode import RegexOracle
 from constructions.errors import InputError, ProofsCheckError
 from constructions.json_text import decode_utf8, parse_json
 from constructions.numerics import check_p
+from proofs_check.device_option import add_device_argument
 from proofs_check.plugins import import_modules
 from proofs_check.progress import BarEvaluator, each, wanted
 from proofs_check.run_records import is_run_record, refuse_error_record
@@ -77,6 +78,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none anyway off a terminal)")
     p.add_argument("--evaluator", choices=("fast", "reference"), default="fast",
                    help="fast (default; same bits) or reference (slow, obviously exact)")
+    add_device_argument(p)
     seen: set[int] = set()
     for runner in runners.values():  # task-specific options (IsTree's --edges); each added once
         if id(type(runner)) not in seen:
@@ -198,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.p is not None:
         check_p(args.p)  # an even, tiny or enormous p is refused once, before any instance
     show = wanted(args.quiet)
-    evaluator = make_evaluator(args.evaluator)
+    evaluator = make_evaluator(args.evaluator, args.device)
     evaluator = BarEvaluator(evaluator) if show else evaluator  # a per-token bar for each decode
     cache = ModelCache()
     failures = 0
