@@ -1,10 +1,11 @@
 """Claims rows for the IsTree constructions: Theorems 4.7, 5.3 and 5.7 (a), (b).
 
 One :class:`proofs_check.claims.ClaimRow` per construction and n: 4.7 at n = 8, 32, 128, 512,
-1024, 2048, the others at 8, 32, 128, 512 (issue #10: every row decoded).  The sizes are read
+1024, 2048, the others at 8, 32, 128, 512.  The sizes are read
 off the built model by :func:`proofs_check.claims.measure` (layers, heads, width, parameters,
-parameter bits, state bits, p).  The chain-of-thought column is **measured** at every n: the
-model is decoded greedily by the exact fast evaluator on the graphs of :func:`probe_graphs` (a
+parameter bits, state bits, p).  The chain-of-thought column is **measured** up to
+``Construction.decode_up_to`` (every n with ``PROOFS_CHECK_DECODE_ALL=1``; above it the bound
+alone, labelled ``"bound 1023 (not decoded)"``): the model is decoded greedily by the exact fast evaluator on the graphs of :func:`probe_graphs` (a
 uniform random tree and a randomly labelled path, edges in random order and orientation; 5.7
 (b): a Figure 3 family instance), all graphs of one (construction, n) in one batch session
 (:func:`constructions.decode.batch_session`); each answer is checked against IsTree
@@ -101,15 +102,16 @@ class Construction:
     model: str  # the `proofs-check run istree --model` name where there is one
     build: Callable[[int], Model]
     bound: Callable[[int], int]  # the theorem's bound on the counted chain (module docstring)
-    sizes: tuple[int, ...]  # the table's n (every one decoded)
+    sizes: tuple[int, ...]  # the table's n
+    decode_up_to: int  # largest n decoded by default (above: "bound B (not decoded)"; --decode-all)
     min_n: int = 1  # the builder's smallest n (rows below it are left out)
 
 
 CONSTRUCTIONS: tuple[Construction, ...] = (
-    Construction("4.7", "istree", "transformer", _build_transformer, _bound_transformer, DFS_SIZES),
-    Construction("5.3", "istree", "rag-rnn", _build_rag, _bound_rag, ISTREE_SIZES),
-    Construction("5.7 (a)", "istree", "hybrid", _build_hybrid, _bound_hybrid, ISTREE_SIZES),
-    Construction("5.7 (b)", "istree (Figure 3 family)", "binary-hybrid", _build_binary, _bound_binary, ISTREE_SIZES, 4),
+    Construction("4.7", "istree", "transformer", _build_transformer, _bound_transformer, DFS_SIZES, 128),
+    Construction("5.3", "istree", "rag-rnn", _build_rag, _bound_rag, ISTREE_SIZES, 128),
+    Construction("5.7 (a)", "istree", "hybrid", _build_hybrid, _bound_hybrid, ISTREE_SIZES, 32),
+    Construction("5.7 (b)", "istree (Figure 3 family)", "binary-hybrid", _build_binary, _bound_binary, ISTREE_SIZES, 512, 4),
 )
 
 
@@ -196,22 +198,34 @@ def _decode_all(jobs: list[tuple[str, int, list[dict]]], workers: int) -> list[l
         return list(pool.map(decoded_chains, *zip(*jobs)))
 
 
-def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None) -> list[ClaimRow]:
-    """Rows for Thm 4.7, 5.3, 5.7 (a) and (b) at each n, every one decoded.
+def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None,
+                decode_all: bool | None = None) -> list[ClaimRow]:
+    """Rows for Thm 4.7, 5.3, 5.7 (a) and (b) at each n.
 
     ``sizes``: each construction's own :attr:`Construction.sizes` when called with ``None`` or
     with the claims table's default sizes (``claims.SIZES``); any other list (``--sizes``) is
-    used as given for all four.  ``workers``: decoding processes (default ``os.cpu_count()``)."""
+    used as given for all four.  A chain is decoded up to :attr:`Construction.decode_up_to`
+    (what 2 cores finish in minutes: the exact DFS decode costs ~0.1 s per token at n = 256,
+    notes/performance.md); larger n get the bound alone, labelled "(not decoded)", unless
+    ``decode_all`` (env ``PROOFS_CHECK_DECODE_ALL=1``; hours on 2 cores, for a big machine).
+    ``workers``: decoding processes (default ``os.cpu_count()``)."""
+    if decode_all is None:
+        decode_all = os.environ.get("PROOFS_CHECK_DECODE_ALL") == "1"
     default = sizes is None or tuple(sizes) == tuple(SIZES)
     plan = [(c, n) for c in CONSTRUCTIONS for n in (c.sizes if default else tuple(sizes)) if n >= c.min_n]
-    jobs = [(c.theorem, n, [g.to_json() for _, g in probe_graphs(c.theorem, n)]) for c, n in plan]
+    decoded = [(c, n) for c, n in plan if decode_all or n <= c.decode_up_to]
+    jobs = [(c.theorem, n, [g.to_json() for _, g in probe_graphs(c.theorem, n)]) for c, n in decoded]
     order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][0], jobs[i][1]))  # longest first
     results = dict(zip(order, _decode_all([jobs[i] for i in order], workers or os.cpu_count() or 1)))
     rows = []
-    for i, (c, n) in enumerate(plan):
-        seen = {label: length for (label, _), length in zip(probe_graphs(c.theorem, n), results[i])}
+    for c, n in plan:
         sizes_n = measure(c.build(n))
-        sizes_n.update({"cot_steps": f"measured {max(seen.values())} (bound {c.bound(n)})", "cot_measured": seen,
-                        "cot_bound": c.bound(n)})
+        if (c, n) in decoded:
+            i = decoded.index((c, n))
+            seen = {label: length for (label, _), length in zip(probe_graphs(c.theorem, n), results[i])}
+            sizes_n.update({"cot_steps": f"measured {max(seen.values())} (bound {c.bound(n)})", "cot_measured": seen})
+        else:
+            sizes_n["cot_steps"] = f"bound {c.bound(n)} (not decoded)"
+        sizes_n["cot_bound"] = c.bound(n)
         rows.append(ClaimRow(c.theorem, c.task, c.model, n, sizes_n))
     return rows
