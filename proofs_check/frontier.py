@@ -45,7 +45,7 @@ from constructions.errors import InputError, ProofsCheckError
 from constructions.model import Model
 from constructions.numerics import Precision
 
-from .precision import CGRAM_C, CONSTRUCTIONS, SEED, Case, Construction, _run_case, construction, requantise
+from .precision import CGRAM_C, CONSTRUCTIONS, SEED, Case, Construction, _run_case, cell_setup, requantise
 
 MARGIN = 16  # "ample": the declared bits plus this many
 AXES: tuple[str, ...] = ("I", "F", "p")
@@ -209,18 +209,12 @@ class FrontierRow:
 def frontier_row(name: str, n: int, k: int, seed: int = SEED, route: str = "rebuild", device: str = "cpu",
                  axes: Sequence[str] = AXES, margin: int = MARGIN) -> FrontierRow:
     """The frontier of one construction at one n (top level: runs in a sweep worker)."""
-    import torch
-
     from constructions.decode import RegexOracle
     from constructions.evaluate_fast import FastEvaluator
 
-    torch.set_num_threads(1)
-    con = construction(name)
-    try:
-        model = con.build(n)
-        cases = con.cases(n, k, seed)
-    except ProofsCheckError as exc:
-        return FrontierRow(con.theorem, name, n, route, 0, {}, {}, " ".join(str(exc).split()))
+    con, model, cases, error = cell_setup(name, n, k, seed)
+    if error:
+        return FrontierRow(con.theorem, name, n, route, 0, {}, {}, error)
     declared = declared_bits(model)
     make = maker(con, n, route, model)
     try:  # the route must reproduce the declared format, else its failures below mean nothing

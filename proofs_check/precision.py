@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import json
 import os
 import random
 import sys
@@ -668,20 +667,27 @@ def _scan(con: Construction, make: Callable[[int], Model], cases: Sequence[Case]
     return steps
 
 
-def min_p_row(name: str, n: int, k: int, steps: int, seed: int = SEED) -> MinPRow:
-    """The downward scan for one construction at one n (top level: runs in a worker)."""
+def cell_setup(name: str, n: int, k: int, seed: int = SEED) -> tuple["Construction", Model | None, list[Case], str]:
+    """A sweep worker's start (min-p scan, frontier): torch on one thread, the construction, its
+    model at the declared precision and its K seeded cases, or the build error as one line."""
     import torch
-
-    from constructions.decode import RegexOracle
-    from constructions.errors import PrecisionError
 
     torch.set_num_threads(1)
     con = construction(name)
     try:
-        model = con.build(n)
-        cases = con.cases(n, k, seed)
+        return con, con.build(n), con.cases(n, k, seed), ""
     except ProofsCheckError as exc:
-        return MinPRow(con.theorem, name, n, 0, 0, "", [], [], " ".join(str(exc).split()))
+        return con, None, [], " ".join(str(exc).split())
+
+
+def min_p_row(name: str, n: int, k: int, steps: int, seed: int = SEED) -> MinPRow:
+    """The downward scan for one construction at one n (top level: runs in a worker)."""
+    from constructions.decode import RegexOracle
+    from constructions.errors import PrecisionError
+
+    con, model, cases, error = cell_setup(name, n, k, seed)
+    if error:
+        return MinPRow(con.theorem, name, n, 0, 0, "", [], [], error)
     declared = model.p
     ps = [p for p in range(declared - 2, declared - 2 * steps - 1, -2) if p >= 3]
     with RegexOracle() as oracle:
