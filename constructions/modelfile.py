@@ -152,6 +152,11 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
         model.validate()
     except ProofsCheckError as exc:
         raise ModelFileError(f"refusing to save an invalid model: {exc}") from exc
+    if not model.precision.symmetric:  # version 1 stores p alone: R(I, F) would load as R_p
+        raise ModelFileError(
+            f"model files (version {FORMAT_VERSION}) hold the paper's R_p only; this model is in "
+            f"{model.precision.label}: rebuild it with a symmetric p to save it"
+        )
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

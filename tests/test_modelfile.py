@@ -405,3 +405,16 @@ def test_limb_count_grows_with_p(tmp_path):
         _, tensors = _read(tmp_path / f"{p}.safetensors")
         assert tensors["unembed"].shape == (limbs, len(vocab), layout.d)
         assert load_model(tmp_path / f"{p}.safetensors").unembed[1, 0] == -prec.max_scaled
+
+
+def test_a_split_format_model_is_refused_not_saved_as_r_p(tmp_path):
+    """Version 1 stores p alone, so R(I, F) would come back as R_p: refused with a clear error."""
+    from constructions.errors import ModelFileError
+    from constructions.ffn_blocks import build_multiplication_model
+    from constructions.numerics import Precision
+
+    model = build_multiplication_model(4, Precision.split(20, 10))
+    assert model.precision.label == "R(I=20, F=10)"
+    with pytest.raises(ModelFileError, match="R_p only"):
+        save_model(model, tmp_path / "split.safetensors")
+    assert not (tmp_path / "split.safetensors").exists()
