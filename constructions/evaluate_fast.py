@@ -51,7 +51,6 @@ from .evaluate_float import _FloatRun, float_batch_session, session_next_token
 from .vocab import Token
 
 MODES = ("exact", "float64", "float32", "bfloat16")
-_FLOAT_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class FastEvaluator:
