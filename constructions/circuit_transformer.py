@@ -154,7 +154,7 @@ def precision_ok(c: Circuit, n: int, steps: int, p: "int | Precision") -> str | 
     """None when p (an odd p or R(I, F); p = all bits) suffices, else the reason: the gap G
     reads F, the scores I, and Thm 4.8's P(n) <= 2^(p/2) the total p."""
     prec = Precision.of(p)
-    if c.size > 2 ** (prec.p / 2):
+    if c.size * c.size > 1 << prec.p:  # P > 2^(p/2), in integers
         return f"Thm 4.8 needs P(n) = {c.size} <= 2^(p/2)"
     bound = constants(c, n, steps, prec).score_bound
     if bound > (1 << prec.I) - 1:

@@ -280,11 +280,12 @@ def test_truncated_file(data):
 @pytest.mark.parametrize(
     "header_fn, match",
     [
-        (lambda h: h.update(version=2), "version 2"),
+        (lambda h: h.update(version=3), "version 3"),
         (lambda h: h.update(version="1"), "version '1'"),
         (lambda h: h.update(format="other"), "format is 'other'"),
-        (lambda h: h.update(p=32), "even"),
-        (lambda h: h.update(p=2**40 + 1), "larger than"),
+        (lambda h: (h.pop("frac"), h.pop("int_bits"), h.update(version=1, p=32)), "even"),  # a v1 header
+        (lambda h: (h.pop("frac"), h.pop("int_bits"), h.update(version=1, p=2**40 + 1)), "larger than"),
+        (lambda h: h.update(p=h["p"] + 2), "but p is"),  # v2: int_bits + frac + 1 must be p
         (lambda h: h.pop("layout"), "'layout' is missing"),
         (lambda h: h.update(layout=h["layout"][:-1] + ["a"]), "appears twice"),
         (lambda h: h.update(layout=h["layout"][:-1]), "must start with"),
