@@ -34,7 +34,8 @@ from .numerics import Precision
 from .vocab import Vocabulary
 
 FORMAT_NAME = "proofs-check-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the header names the fractional and integer bits (R(I, F)); 1: R_p
+READABLE_VERSIONS = (1, 2)
 HEADER_KEY = "proofs_check.model"
 DIGEST_KEY = "proofs_check.sha256"
 LIMB_BITS = 31
@@ -152,15 +153,12 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
         model.validate()
     except ProofsCheckError as exc:
         raise ModelFileError(f"refusing to save an invalid model: {exc}") from exc
-    if not model.precision.symmetric:  # version 1 stores p alone: R(I, F) would load as R_p
-        raise ModelFileError(
-            f"model files (version {FORMAT_VERSION}) hold the paper's R_p only; this model is in "
-            f"{model.precision.label}: rebuild it with a symmetric p to save it"
-        )
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "p": model.p,
+        "frac": model.precision.F,
+        "int_bits": model.precision.I,
         "arch": model.arch,
         "max_len": model.max_len,
         "layout": list(model.layout.names),
@@ -274,9 +272,9 @@ def load_model(path: str | os.PathLike) -> Model:
     if header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"model file {path}: format is {header.get('format')!r}, expected {FORMAT_NAME!r}")
     version = header.get("version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise ModelFileError(
-            f"model file {path} has format version {version!r}; this tool reads version {FORMAT_VERSION} only "
+            f"model file {path} has format version {version!r}; this tool reads versions 1 and {FORMAT_VERSION} only "
             f"(rebuild the model with this tool's builders)"
         )
     try:
@@ -289,7 +287,7 @@ def load_model(path: str | os.PathLike) -> Model:
 
 def _build(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> Model:
     p = _field(header, "p", int, path)
-    prec = Precision(p)  # PrecisionError for even / too small p
+    prec = _format(path, header, p)
     arch = _field(header, "arch", str, path)
     max_len = _field(header, "max_len", int, path)
     limb_bits = header.get("limb_bits", LIMB_BITS)
@@ -325,7 +323,7 @@ def _build(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> Model:
         for q in w.reshape(-1):
             if abs(q) > prec.max_scaled:
                 raise ModelFileError(
-                    f"model file {path}: tensor {name!r} holds the scaled weight {q}, outside R_{p} "
+                    f"model file {path}: tensor {name!r} holds the scaled weight {q}, outside {prec.label} "
                     f"(|q| <= 2^{p - 1} - 1)"
                 )
         return w
@@ -371,5 +369,19 @@ def _build(path: Path, header: dict, tensors: dict[str, np.ndarray]) -> Model:
         else:
             layers.append(LinearRNNLayer(weight(f"layer{li}.A", (d, d)), weight(f"layer{li}.B", (d, d)), ffn, name))
     unembed = weight("unembed", (len(vocab), d)) if has_unembed else None
-    model = Model(arch, p, layout, vocab, layers, max_len, unembed, meta)
+    model = Model(arch, p, layout, vocab, layers, max_len, unembed, meta, prec.frac)
     return model.validate()
+
+
+def _format(path: Path, header: dict, p: int) -> Precision:
+    """The number format: version 1 is R_p (odd p); version 2 names F (``frac``) and I
+    (``int_bits``), which must add up with the sign bit to p (R(I, F); I = F is R_p)."""
+    if header["version"] == 1:
+        for key in ("frac", "int_bits"):
+            if key in header:
+                raise ModelFileError(f"model file {path}: version 1 has no {key!r} field (only version 2 names the bits)")
+        return Precision(p)  # PrecisionError for even / too small p
+    F, I = _field(header, "frac", int, path), _field(header, "int_bits", int, path)
+    if I + F + 1 != p:
+        raise ModelFileError(f"model file {path}: int_bits {I} + frac {F} + 1 sign bit is {I + F + 1}, but p is {p}")
+    return Precision.split(I, F)  # PrecisionError for I or F < 1 or too many bits

@@ -159,6 +159,9 @@ class Precision:
         """True for the paper's R_p (I = F)."""
         return self.I == self.F
 
+    def __str__(self) -> str:
+        return self.label
+
     @property
     def label(self) -> str:
         """``R_75`` or ``R(I=40, F=30)``: how messages name the format."""

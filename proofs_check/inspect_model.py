@@ -248,6 +248,8 @@ def summary(model: Model) -> dict[str, Any]:
         "arch": model.arch,
         "p": model.p,
         "fractional_bits": model.precision.F,
+        "integer_bits": model.precision.I,
+        "format": model.precision.label,
         "d": model.d,
         "max_len": model.max_len,
         "n_layers": len(model.layers),
@@ -285,8 +287,8 @@ def report(model: Model, matrices: Sequence[str] = (), show_all: bool = False, t
     lines = [f"model: {name}"]
     lines.append(f"architecture: {model.arch}, {s['n_layers']} layer(s), {s['n_heads']} attention head(s) in all")
     lines.append(
-        f"precision: p = {model.p} (R_p with {prec.F} integer and {prec.F} fractional bits, "
-        f"largest magnitude 2^{prec.F} - 2^-{prec.F} ~ {float(prec.max_value):.6g})"
+        f"precision: p = {model.p} ({prec.label}: {prec.I} integer and {prec.F} fractional bits, "
+        f"largest magnitude 2^{prec.I} - 2^-{prec.F} ~ {float(prec.max_value):.6g})"
     )
     lines.append(f"residual width: d = {model.d}; max_len = {model.max_len}")
     lines.append(

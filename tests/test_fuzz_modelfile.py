@@ -150,6 +150,14 @@ def _set(key, value):
     return lambda h: h.__setitem__(key, value)
 
 
+def _as_v1(**fields):
+    """A version-1 header (R_p: no frac / int_bits fields) with ``fields`` changed."""
+    def change(h):
+        h.pop("frac"), h.pop("int_bits")
+        h.update(version=1, **fields)
+    return change
+
+
 TENSOR_EDITS = {
     "dtype F64 (same size)": (lambda t: t.__setitem__("dtype", "F64"), "dtype F64"),
     "dtype I32": (lambda t: t.__setitem__("dtype", "I32"), ""),
@@ -172,12 +180,17 @@ def test_rewritten_tensor_header(name):
 
 MODEL_EDITS = {
     "older version 0": (_set("version", 0), "version 0"),
-    "newer version 2": (_set("version", 2), "version 2"),
+    "newer version 3": (_set("version", 3), "version 3"),
     "version as text": (_set("version", "1"), "version '1'"),
     "version true": (_set("version", True), "version True"),
     "other format": (_set("format", "gguf"), "format is 'gguf'"),
-    "even p": (_set("p", 38), "even"),
-    "enormous p": (_set("p", 10**6), "larger than this tool supports"),
+    "even p": (_as_v1(p=38), "even"),
+    "enormous p": (_as_v1(p=10**6), "larger than this tool supports"),
+    "v2 bits disagree with p": (_set("frac", 3), "but p is"),
+    "v2 frac zero": (lambda h: h.update(frac=0, int_bits=h["p"] - 1), "F >= 1"),
+    "v2 frac missing": (lambda h: h.pop("frac"), "'frac' is missing"),
+    "v2 frac as text": (_set("frac", "8"), "'frac'"),
+    "v1 with bits": (_set("version", 1), "version 1 has no"),
     "p as float": (_set("p", 39.0), "'p'"),
     "max_len enormous": (_set("max_len", 10**12), "positions"),
     "vocabulary enormous": (lambda h: h["vocab"].__setitem__("n", 10**12), "numbers"),

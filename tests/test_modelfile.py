@@ -280,11 +280,12 @@ def test_truncated_file(data):
 @pytest.mark.parametrize(
     "header_fn, match",
     [
-        (lambda h: h.update(version=2), "version 2"),
+        (lambda h: h.update(version=3), "version 3"),
         (lambda h: h.update(version="1"), "version '1'"),
         (lambda h: h.update(format="other"), "format is 'other'"),
-        (lambda h: h.update(p=32), "even"),
-        (lambda h: h.update(p=2**40 + 1), "larger than"),
+        (lambda h: (h.pop("frac"), h.pop("int_bits"), h.update(version=1, p=32)), "even"),  # a v1 header
+        (lambda h: (h.pop("frac"), h.pop("int_bits"), h.update(version=1, p=2**40 + 1)), "larger than"),
+        (lambda h: h.update(p=h["p"] + 2), "but p is"),  # v2: int_bits + frac + 1 must be p
         (lambda h: h.pop("layout"), "'layout' is missing"),
         (lambda h: h.update(layout=h["layout"][:-1] + ["a"]), "appears twice"),
         (lambda h: h.update(layout=h["layout"][:-1]), "must start with"),
@@ -407,14 +408,3 @@ def test_limb_count_grows_with_p(tmp_path):
         assert load_model(tmp_path / f"{p}.safetensors").unembed[1, 0] == -prec.max_scaled
 
 
-def test_a_split_format_model_is_refused_not_saved_as_r_p(tmp_path):
-    """Version 1 stores p alone, so R(I, F) would come back as R_p: refused with a clear error."""
-    from constructions.errors import ModelFileError
-    from constructions.ffn_blocks import build_multiplication_model
-    from constructions.numerics import Precision
-
-    model = build_multiplication_model(4, Precision.split(20, 10))
-    assert model.precision.label == "R(I=20, F=10)"
-    with pytest.raises(ModelFileError, match="R_p only"):
-        save_model(model, tmp_path / "split.safetensors")
-    assert not (tmp_path / "split.safetensors").exists()

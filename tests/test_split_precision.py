@@ -194,3 +194,24 @@ def test_builder_refuses_below_its_split_unless_asked(name, n):
 def test_symmetric_p_below_a_split_need_names_the_p():
     with pytest.raises(PrecisionError, match=r"needs p >= 21 .*got p = 19"):
         construction("istree-rag-rnn").build(8, 19)
+
+
+# ---- model file version 2 ----------------------------------------------------------------------
+
+
+def test_model_file_round_trip_of_a_split_model(tmp_path):
+    from constructions.modelfile import load_model, save_model
+
+    model = random_model(ModelSpec("hybrid", 30 + 8 + 1, frac=8, n_layers=2, fractional=0.3, seed=4))
+    save_model(model, tmp_path / "m.safetensors")
+    back = load_model(tmp_path / "m.safetensors")
+    assert (back.p, back.frac, back.precision.label) == (39, 8, "R(I=30, F=8)")
+    tokens = random_tokens(model, 5, 2)
+    assert outcome(ReferenceEvaluator(), back, tokens) == outcome(ReferenceEvaluator(), model, tokens)
+
+
+def test_version_1_file_loads_as_r_p():
+    from constructions.modelfile import load_model
+
+    model = load_model("tests/conformance/limbs_p101.safetensors")  # a checked-in version-1 file
+    assert model.frac is None and model.precision.label == "R_101" and model.precision.F == 50
