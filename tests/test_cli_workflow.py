@@ -157,6 +157,31 @@ def test_build_refuses_bad_output_names_before_building(capsys, tmp_path):
     assert code == 2 and "no catalog model named 'no-such-model'" in err
 
 
+def test_build_bits_writes_a_split_format_model_that_round_trips(capsys, tmp_path):
+    """`build --bits I,F` (issue #11): the file holds R(I, F), inspect names it, run-model answers from it."""
+    path = tmp_path / "split.safetensors"
+    code, out, err = run(capsys, "build", "index-rag-rnn", "--n", "5", "--bits", "30,12", "--out", str(path))
+    assert code == 0, err
+    assert "p = 43 = R(I=30, F=12)" in out
+    code, out, err = run(capsys, "inspect", str(path))
+    assert code == 0 and "R(I=30, F=12): 30 integer and 12 fractional bits" in out, err
+    code, out, err = run(capsys, "run-model", str(path), "--tokens", "<s> 5 2 4 1 3 4", "--json")
+    assert code == 0, err
+    assert json.loads(out)["answer"] == 1  # x_4 of 5 2 4 1 3
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (("--bits", "3"), "give the integer and fractional bits as I,F"),
+    (("--bits", "2,3", "--p", "17"), "not both"),
+    (("--bits", "3,3"), "needs p >= 17"),  # below the declared R(8, 1)
+])
+def test_build_bits_refusals_are_clean(capsys, tmp_path, argv, fragment):
+    path = tmp_path / "m.safetensors"
+    code, out, err = run(capsys, "build", "index-rag-rnn", "--n", "5", *argv, "--out", str(path))
+    assert code == 2 and fragment in err and "Traceback" not in err, err
+    assert not path.exists()
+
+
 # ---- progress (proofs_check.progress): bars only on a terminal, never in captured output -------
 
 
