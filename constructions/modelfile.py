@@ -145,14 +145,8 @@ def digest(header_json: str, tensors: dict[str, np.ndarray]) -> str:
 # ---- save ---------------------------------------------------------------------------------
 
 
-def save_model(model: Model, path: str | os.PathLike) -> None:
-    """Write ``model`` (validated first) to ``path`` as a safetensors model file."""
-    from safetensors.numpy import save_file
-
-    try:
-        model.validate()
-    except ProofsCheckError as exc:
-        raise ModelFileError(f"refusing to save an invalid model: {exc}") from exc
+def _header_json(model: Model) -> str:
+    """The header of ``model``'s file as JSON text (model.meta must be plain JSON)."""
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -176,8 +170,30 @@ def save_model(model: Model, path: str | os.PathLike) -> None:
         ) from exc
     if json.loads(header_json)["meta"] != _lists_for_tuples(model.meta):
         raise ModelFileError("model.meta does not survive JSON unchanged (dict keys must be strings)")
+    return header_json
+
+
+def _limb_tensors(model: Model) -> dict[str, np.ndarray]:
     n_limbs = limbs_for(model.p)
-    tensors = {name: to_limbs(w, n_limbs) for name, w in _weights(model).items()}
+    return {name: to_limbs(w, n_limbs) for name, w in _weights(model).items()}
+
+
+def model_digest(model: Model) -> str:
+    """The SHA-256 digest that :func:`save_model` stores for ``model`` (header and weights): two
+    models with the same digest compute the same function bit for bit."""
+    return digest(_header_json(model), _limb_tensors(model))
+
+
+def save_model(model: Model, path: str | os.PathLike) -> None:
+    """Write ``model`` (validated first) to ``path`` as a safetensors model file."""
+    from safetensors.numpy import save_file
+
+    try:
+        model.validate()
+    except ProofsCheckError as exc:
+        raise ModelFileError(f"refusing to save an invalid model: {exc}") from exc
+    header_json = _header_json(model)
+    tensors = _limb_tensors(model)
     metadata = {HEADER_KEY: header_json, DIGEST_KEY: digest(header_json, tensors)}
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

@@ -21,14 +21,16 @@ table in ``notes/claims.md``::
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from constructions.errors import InputError
+from constructions.errors import InputError, ProofsCheckError
 from constructions.model import LinearRNNLayer, Model, TransformerLayer
+from proofs_check.decode_records import DEFAULT_RECORDS, DecodeOptions
 from proofs_check.plugins import import_modules
 
 SIZES: tuple[int, ...] = (16, 64, 256, 1024)
@@ -166,7 +168,17 @@ def source_names() -> list[str]:
     return [spec.split(":")[1].removesuffix("_rows") for spec in ROW_SOURCES]
 
 
-def claims_rows(sizes: Sequence[int] = SIZES, only: Sequence[str] | None = None) -> list[ClaimRow]:
+def _call_source(fn, sizes: Sequence[int], decode):
+    """``fn(sizes)``, with ``decode=`` too where the source measures chains from decode records
+    (proofs_check.decode_records) and declares that parameter."""
+    if decode is not None and "decode" in inspect.signature(fn).parameters:
+        return fn(sizes, decode=decode)
+    return fn(sizes)
+
+
+def claims_rows(sizes: Sequence[int] = SIZES, only: Sequence[str] | None = None, decode=None) -> list[ClaimRow]:
+    """The rows of every source (or of ``only``); ``decode``: a
+    :class:`proofs_check.decode_records.DecodeOptions` for the sources that decode chains."""
     unknown = sorted(set(only or ()) - set(source_names()))
     if unknown:
         raise InputError(f"--only {' '.join(unknown)}: no such row source; choose from {', '.join(source_names())}")
@@ -176,7 +188,7 @@ def claims_rows(sizes: Sequence[int] = SIZES, only: Sequence[str] | None = None)
             continue
         mod_name, fn_name = spec.split(":")
         (module,) = import_modules([mod_name])
-        rows.extend(getattr(module, fn_name)(sizes))
+        rows.extend(_call_source(getattr(module, fn_name), sizes, decode))
     return rows
 
 
@@ -273,8 +285,8 @@ def merge_rows(old: list[ClaimRow], new: list[ClaimRow]) -> list[ClaimRow]:
     return out + [x for x in new if (x.theorem, x.task, x.model) not in placed]
 
 
-def write_markdown(path: str, sizes: Sequence[int] = SIZES, only: Sequence[str] | None = None) -> str:
-    rows = claims_rows(sizes, only)
+def write_markdown(path: str, sizes: Sequence[int] = SIZES, only: Sequence[str] | None = None, decode=None) -> str:
+    rows = claims_rows(sizes, only, decode)
     if only:
         try:
             with open(path, encoding="utf-8") as fh:
@@ -293,14 +305,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--only", nargs="+", metavar="NAME", choices=source_names(),
                     help="only these row sources (with --write: replace just their rows in the existing table)")
+    ap.add_argument("--decodes", metavar="FILE", default=DEFAULT_RECORDS,
+                    help=f"the decode records read and appended to (default {DEFAULT_RECORDS}; 'none': "
+                         "neither read nor write, decode every allowed chain again)")
+    ap.add_argument("--decode-all", action="store_true",
+                    help="decode every chain not yet recorded, at every n (hours on 2 cores; "
+                         "env PROOFS_CHECK_DECODE_ALL=1 does the same); interrupt and re-run at will")
+    ap.add_argument("--workers", type=int, default=None, help="decoding processes (default: the cores)")
+    ap.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                    help="run the decodes on an existing Dask cluster (tcp://HOST:PORT)")
     args = ap.parse_args(argv)
-    if args.write:
-        write_markdown(args.write, args.sizes, args.only)
-        print(f"wrote {args.write}")
-    else:
-        rows = claims_rows(args.sizes, args.only)
-        print(markdown(rows))
-        print("\n".join(growth_summary(rows)))
+    try:
+        decode = DecodeOptions(records=None if args.decodes == "none" else args.decodes,
+                               decode_all=args.decode_all or DecodeOptions().decode_all,
+                               workers=args.workers, scheduler=args.scheduler)
+    except InputError as exc:
+        ap.error(str(exc))
+    try:
+        if args.write:
+            write_markdown(args.write, args.sizes, args.only, decode)
+            print(f"wrote {args.write}")
+        else:
+            rows = claims_rows(args.sizes, args.only, decode)
+            print(markdown(rows))
+            print("\n".join(growth_summary(rows)))
+    except ProofsCheckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -3,15 +3,17 @@
 One :class:`proofs_check.claims.ClaimRow` per construction and n: 4.7 at n = 8, 32, 128, 512,
 1024, 2048, the others at 8, 32, 128, 512.  The sizes are read
 off the built model by :func:`proofs_check.claims.measure` (layers, heads, width, parameters,
-parameter bits, state bits, p).  The chain-of-thought column is **measured** up to
-``Construction.decode_up_to`` (every n with ``PROOFS_CHECK_DECODE_ALL=1``; above it the bound
-alone, labelled ``"bound 1023 (not decoded)"``): the model is decoded greedily by the exact fast evaluator on the graphs of :func:`probe_graphs` (a
-uniform random tree and a randomly labelled path, edges in random order and orientation; 5.7
-(b): a Figure 3 family instance), all graphs of one (construction, n) in one batch session
-(:func:`constructions.decode.batch_session`); each answer is checked against IsTree
-(union-find), each 4.7 chain against Algorithm 1 (``proofs_check.algorithms.cot_algorithm1``:
-the tour A(G), then the answer of Lemma B.29), and the longest chain is reported next to the
-theorem's bound: ``"measured 63 (bound 63)"``.
+parameter bits, state bits, p).  The chain-of-thought column is **measured**: each graph of
+:func:`probe_graphs` (a uniform random tree and a randomly labelled path, edges in random order
+and orientation; 5.7 (b): a Figure 3 family instance) is decoded greedily by the exact fast
+evaluator, one session per graph; each answer is checked against IsTree (union-find), each 4.7
+chain against Algorithm 1 (``proofs_check.algorithms.cot_algorithm1``: the tour A(G), then the
+answer of Lemma B.29), and the longest chain is reported next to the theorem's bound:
+``"measured 63 (bound 63)"``.  The decodes are kept as records
+(:mod:`proofs_check.decode_records`, notes/decodes/claims.jsonl, keyed by the model's digest and
+the graph): a recorded decode is read back, an unrecorded one is decoded now up to
+``Construction.decode_up_to`` (every n with ``--decode-all`` / ``PROOFS_CHECK_DECODE_ALL=1``),
+and a row whose chains are neither says ``"bound 1023 (not decoded)"``.
 
 What is counted (the same quantity as the bound):
 
@@ -21,25 +23,26 @@ What is counted (the same quantity as the bound):
   the answer, generated *and* retrieved (Sec 5.1: retrieval results are part of the sequence);
 * 5.7 (b) (Figure 3 family, no CoT): 0; measured on a shuffled family instance.
 
-The decodes run in worker processes (``spawn``, one torch thread each, at most
-``os.cpu_count()`` at once), longest first.  Only these rows::
+The decodes run on the sweep executor (an embedded Dask LocalCluster of one-thread workers, or
+``--scheduler ADDRESS``), longest first, each recorded the moment it ends.  Only these rows
+(and fill in every missing decode; interrupt and re-run at will)::
 
-    python -m proofs_check.claims --write notes/claims.md --only istree
+    python -m proofs_check.claims --write notes/claims.md --only istree [--decode-all]
 """
 from __future__ import annotations
 
-import os
 import random
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from multiprocessing import get_context
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from constructions.errors import ProofsCheckError
 from constructions.model import Model
+from constructions.modelfile import model_digest
 
 from .claims import SIZES, ClaimRow, measure
+from .decode_records import DecodeOptions, measured
 from .graphs import Graph, istree_answer, random_tree, shuffle_edges
+from .sweep import cell_key
 
 #: the issue's sizes for the IsTree rows (4.7 also at 1024 and 2048: DFS_SIZES)
 ISTREE_SIZES: tuple[int, ...] = (8, 32, 128, 512)
@@ -154,32 +157,38 @@ def _check_decode(c: Construction, n: int, g: Graph, res, length: int) -> None:
         raise ProofsCheckError(f"{where}: chain of {length} tokens > bound {c.bound(n)}")
 
 
-def decoded_chains(theorem: str, n: int, graphs_json: Sequence[dict]) -> list[int]:
-    """Decode the graphs together (one batch session) with the construction of ``theorem``;
-    check each (:func:`_check_decode`); return the counted chain lengths (module docstring).
-    Top-level: runs in a worker."""
+def decode_cell(cell: dict) -> dict:
+    """Decode one graph (``cell["edges"]``) with the construction of ``cell["theorem"]`` at
+    ``cell["n"]`` by the exact fast evaluator, check it (:func:`_check_decode`) and return the
+    counted chain length (module docstring) with how it was measured.  The model rebuilt here
+    must have the digest the cell was made for (else the construction changed: refused).
+    Top-level: runs on Dask workers."""
     import torch
 
-    from constructions.decode import RegexOracle, batch_session, chain_of_thought_batch, retrieval_augmented_batch
+    from constructions.decode import RegexOracle, chain_of_thought, retrieval_augmented
     from constructions.evaluate_fast import FastEvaluator
+    from constructions.modelfile import model_digest
+
+    from .decode_records import stamp
 
     torch.set_num_threads(1)
-    graphs = [Graph.from_json(j) for j in graphs_json]
-    c = _construction(theorem)
+    c, n, g = _construction(cell["theorem"]), cell["n"], Graph.from_json(cell["edges"])
     model = c.build(n)
-    bs = batch_session(FastEvaluator(), model, [g.tokens() for g in graphs])
+    if model_digest(model) != cell["model"]:
+        raise ProofsCheckError(f"Thm {c.theorem} at n={n}: the model built now is not the one this cell was made for")
+    session = FastEvaluator().session(model, g.tokens())
     if c.model == "rag-rnn":
         from constructions.istree_rag import max_chain
 
         with RegexOracle() as oracle:
-            results = retrieval_augmented_batch(bs, model.vocab, max_chain(n), answers={"YES", "NO"}, oracle=oracle)
-        lengths = [len(r.sequence) - len(r.prompt) - 1 for r in results]
+            res = retrieval_augmented(session, model.vocab, max_chain(n), answers={"YES", "NO"}, oracle=oracle)
+        length = len(res.sequence) - len(res.prompt) - 1
     else:
-        results = chain_of_thought_batch(bs, c.bound(n))
-        lengths = [r.steps for r in results]
-    for g, res, length in zip(graphs, results, lengths):
-        _check_decode(c, n, g, res, length)
-    return lengths
+        res = chain_of_thought(session, c.bound(n))
+        length = res.steps
+    _check_decode(c, n, g, res, length)
+    return {"counted": length, "answer": res.answer, "generated": len(res.generated),
+            **stamp("FastEvaluator exact (checked: IsTree" + (", Algorithm 1)" if c.model == "transformer" else ")"))}
 
 
 #: rough ms per decoded token of the exact fast evaluator (for scheduling only)
@@ -191,38 +200,43 @@ def _cost(theorem: str, n: int) -> float:
     return _MS_PER_TOKEN[theorem] * max(1, c.bound(n)) * (1 + n / 64)
 
 
-def _decode_all(jobs: list[tuple[str, int, list[dict]]], workers: int) -> list[list[int]]:
-    if workers <= 1:
-        return [decoded_chains(*job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(decoded_chains, *zip(*jobs)))
+def decode_cells(c: Construction, n: int, digest: str) -> list[dict]:
+    """The cells of (construction, n): one per probe graph (proofs_check.decode_records)."""
+    return [{"source": "istree", "theorem": c.theorem, "n": n, "graph": label, "edges": g.to_json(),
+             "mode": "exact", "model": digest} for label, g in probe_graphs(c.theorem, n)]
 
 
 def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None,
-                decode_all: bool | None = None) -> list[ClaimRow]:
+                decode_all: bool | None = None, decode: DecodeOptions | None = None) -> list[ClaimRow]:
     """Rows for Thm 4.7, 5.3, 5.7 (a) and (b) at each n.
 
     ``sizes``: each construction's own :attr:`Construction.sizes` when called with ``None`` or
     with the claims table's default sizes (``claims.SIZES``); any other list (``--sizes``) is
-    used as given for all four.  A chain is decoded up to :attr:`Construction.decode_up_to`
-    (what 2 cores finish in minutes: the exact DFS decode costs ~0.1 s per token at n = 256,
-    notes/performance.md); larger n get the bound alone, labelled "(not decoded)", unless
-    ``decode_all`` (env ``PROOFS_CHECK_DECODE_ALL=1``; hours on 2 cores, for a big machine).
-    ``workers``: decoding processes (default ``os.cpu_count()``)."""
-    if decode_all is None:
-        decode_all = os.environ.get("PROOFS_CHECK_DECODE_ALL") == "1"
+    used as given for all four.  The chains come from ``decode``'s records
+    (:mod:`proofs_check.decode_records`, default notes/decodes/claims.jsonl); a chain not
+    recorded is decoded now up to :attr:`Construction.decode_up_to` (what 2 cores finish in
+    minutes), or at every n with ``decode_all`` (``--decode-all``, env
+    ``PROOFS_CHECK_DECODE_ALL=1``: hours on 2 cores, notes/performance.md); a row whose chains
+    are neither recorded nor decoded says "bound B (not decoded)".  ``workers`` (default: the
+    machine's cores) and ``decode_all`` override the same fields of ``decode``."""
+    decode = decode or DecodeOptions()
+    decode = replace(decode, workers=workers if workers is not None else decode.workers,
+                     decode_all=decode.decode_all if decode_all is None else decode_all)
     default = sizes is None or tuple(sizes) == tuple(SIZES)
     plan = [(c, n) for c in CONSTRUCTIONS for n in (c.sizes if default else tuple(sizes)) if n >= c.min_n]
-    decoded = [(c, n) for c, n in plan if decode_all or n <= c.decode_up_to]
-    jobs = [(c.theorem, n, [g.to_json() for _, g in probe_graphs(c.theorem, n)]) for c, n in decoded]
-    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][0], jobs[i][1]))  # longest first
-    results = dict(zip(order, _decode_all([jobs[i] for i in order], workers or os.cpu_count() or 1)))
+    models = {(c.theorem, n): c.build(n) for c, n in plan}
+    cells = {(c.theorem, n): decode_cells(c, n, model_digest(models[c.theorem, n])) for c, n in plan}
+    order = sorted(plan, key=lambda cn: -_cost(cn[0].theorem, cn[1]))  # longest first
+    by_key = {cell_key(cell): (c, n) for c, n in order for cell in cells[c.theorem, n]}
+    results = measured([cell for c, n in order for cell in cells[c.theorem, n]],
+                       lambda cell: cell["n"] <= by_key[cell_key(cell)][0].decode_up_to, decode_cell, decode,
+                       desc="istree decodes")
     rows = []
     for c, n in plan:
-        sizes_n = measure(c.build(n))
-        if (c, n) in decoded:
-            i = decoded.index((c, n))
-            seen = {label: length for (label, _), length in zip(probe_graphs(c.theorem, n), results[i])}
+        sizes_n = measure(models[c.theorem, n])
+        got = [results.get(cell_key(cell)) for cell in cells[c.theorem, n]]
+        if all(got):
+            seen = {cell["graph"]: r["counted"] for cell, r in zip(cells[c.theorem, n], got)}
             sizes_n.update({"cot_steps": f"measured {max(seen.values())} (bound {c.bound(n)})", "cot_measured": seen})
         else:
             sizes_n["cot_steps"] = f"bound {c.bound(n)} (not decoded)"

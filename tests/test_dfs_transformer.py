@@ -124,9 +124,10 @@ def test_istree_claims_rows_all_decoded():
     """The claims-table rows of proofs_check.istree_claims at n = 4 and 6 (decoded in-process,
     batched: answers checked against IsTree inside, 4.7 chains against Algorithm 1, CoT within
     the bound); every IsTree construction has a row and every row is measured."""
+    from proofs_check.decode_records import DecodeOptions
     from proofs_check.istree_claims import istree_rows
 
-    rows = istree_rows([4, 6], workers=1)
+    rows = istree_rows([4, 6], workers=1, decode=DecodeOptions(records=None))
     assert [(r.theorem, r.n) for r in rows] == [(t, n) for t in ("4.7", "5.3", "5.7 (a)", "5.7 (b)") for n in (4, 6)]
     for r in rows:
         seen, bound = r.sizes["cot_measured"], r.sizes["cot_bound"]

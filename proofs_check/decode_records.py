@@ -1,0 +1,113 @@
+"""Measured decodes behind the claims table's chain-of-thought column, kept as records (issue #10).
+
+A decode at the sizes the theorems are about costs minutes to hours on 2 cores (the DFS
+Transformer at n = 2048, Thm 5.3 at n = 512), so every finished one is kept as a line of a JSONL
+file, :data:`DEFAULT_RECORDS` (committed: measured data, like notes/precision/frontier.json), and
+the claims table reads it instead of decoding again.  A row source describes each decode as a
+**cell** (a JSON-able dict) and hands the cells to :func:`measured`:
+
+* a cell with an ``ok`` record in the file is measured: its result is read back;
+* a cell without one is decoded now if the row source allows it (its ``decode_up_to``, or
+  ``--decode-all`` / ``PROOFS_CHECK_DECODE_ALL=1``), on the sweep executor of
+  :mod:`proofs_check.sweep` (an embedded Dask ``LocalCluster``, or ``--scheduler ADDRESS``), and
+  its record is appended the moment it finishes (an interrupted fill loses only the cells still
+  running: run the same command again);
+* any other cell is not measured, and its row says ``(not decoded)``.
+
+What makes a record valid for a cell: the cell's key (:func:`proofs_check.sweep.cell_key`, its
+canonical JSON) holds everything the chain depends on bit for bit: the theorem, n, the input
+(the graph's edges, the machine, ...), the evaluator mode, and the model's SHA-256 digest
+(:func:`constructions.modelfile.model_digest`: header and weights).  A construction whose weights
+change gets a new digest and so new cells; its old records stay in the file, unused.  The
+evaluator's code is not part of the key: the fast evaluator is bit-identical to the reference
+evaluator by its equivalence tests, so a faster engine gives the same chain.  Each record also
+says how it was measured (``seconds``, the result's ``engine``, ``host`` and ``date``), and every
+result was checked against the independent reference (IsTree, Algorithm 1, the simulator) by the
+cell function before it was written: a failing check is an error record, never a measured one,
+and the decode that failed makes the claims table refuse (``ProofsCheckError``); the next run
+decodes that cell again.
+
+``records=None`` (``--decodes none``): no file is read or written, every allowed cell is decoded
+(what the tests do).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from constructions.errors import InputError, ProofsCheckError
+
+from .sweep import Cell, Executor, cell_key, finished, read_records, run_cells
+
+#: the committed records of the claims table's decodes (relative to the repository root, where
+#: the documented `python -m proofs_check.claims --write notes/claims.md` runs)
+DEFAULT_RECORDS = "notes/decodes/claims.jsonl"
+
+
+def _env_decode_all() -> bool:
+    return os.environ.get("PROOFS_CHECK_DECODE_ALL") == "1"
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How the claims table measures its chains (see the module docstring)."""
+
+    records: str | None = DEFAULT_RECORDS
+    decode_all: bool = field(default_factory=_env_decode_all)
+    workers: int | None = None
+    scheduler: str | None = None
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self.executor()  # refuses a bad --workers / --scheduler before any work
+
+    def executor(self) -> Executor:
+        return Executor(workers=self.workers, scheduler=self.scheduler, quiet=self.quiet)
+
+
+def stamp(engine: str) -> dict[str, str]:
+    """How a record was measured: the evaluator, the machine, the date (UTC)."""
+    return {"engine": engine, "host": f"{platform.machine()} {os.cpu_count()} cores, torch 1 thread",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
+
+
+def known_results(records: str | None) -> dict[str, Any]:
+    """Key -> result of every ok record in the file (none for ``None`` or a missing file)."""
+    if records is None:
+        return {}
+    return {k: r["result"] for k, r in finished(read_records(records)[0]).items()}
+
+
+def measured(cells: Sequence[Cell], allowed: Callable[[Cell], bool], fn: Callable[[Cell], Any],
+             options: DecodeOptions, desc: str = "decodes") -> dict[str, Any]:
+    """Key -> result for each cell that is measured: read from ``options.records``, or decoded
+    now by ``fn`` (a top-level function: it runs on Dask workers) when ``options.decode_all`` or
+    ``allowed(cell)``.  Cells neither known nor allowed are left out of the answer.  A decode that
+    fails (its check against the reference, an overflow, a dead worker) raises ProofsCheckError
+    after the others have finished and been recorded."""
+    known = known_results(options.records)
+    todo = [c for c in cells if cell_key(c) not in known and (options.decode_all or allowed(c))]
+    out = {k: v for k, v in known.items() if k in {cell_key(c) for c in cells}}
+    if not todo:
+        return out
+    path = None
+    if options.records is not None:
+        path = Path(options.records)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create {path.parent} for the decode records: {exc.strerror or exc}; "
+                             "pass --decodes FILE elsewhere or --decodes none") from None
+    records = run_cells(todo, fn, out=path, resume=True, executor=options.executor(), desc=desc)
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in records:
+        if r["status"] == "ok":
+            out[r["key"]] = r["result"]
+    if failed:
+        where = f" (recorded in {path}; run the same command again to retry)" if path else ""
+        raise ProofsCheckError(f"{len(failed)} decode(s) failed{where}; first: {failed[0]['cell']}: {failed[0]['error']}")
+    return out
