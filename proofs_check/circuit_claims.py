@@ -14,12 +14,14 @@ import math
 import random
 from typing import Sequence
 
-from constructions.circuit import Circuit, Gate
+from constructions.circuit import Circuit, Gate, circuit_from_json
 from constructions.circuit_transformer import circuit_transformer, cot_length
 from constructions.evaluate_fast import FastEvaluator
 
 from .automata import named_circuit
 from .claims import ClaimRow, measure
+from .decode_records import DecodeOptions, measured
+from .sweep import cell_key
 
 CIRCUIT_SIZES: tuple[int, ...] = (4, 16, 64, 256)
 
@@ -34,31 +36,67 @@ def seeded_circuit(P: int, seed: int = 0, state_bits: int = 4) -> Circuit:
     return Circuit(tuple(gates), 1, 2, 1, state_bits, 1, (0, 1), ((0,), (3,)), name=f"random P={P}")
 
 
-def _cot_cell(c: Circuit, n: int, model) -> str:
-    bound = (c.size + 1) * n
-    if n <= 4 and c.size <= 40:
-        from .circuit_runners import simulation_record
+def decode_cell(cell: dict) -> dict:
+    """Decode the Thm 4.8 Transformer of ``cell["circuit"]`` at ``cell["n"]`` (T = n) with the
+    exact fast evaluator; every gate value and RNN output is checked against the circuit
+    evaluator.  Top-level: runs on Dask workers."""
+    import torch
 
-        rec = simulation_record(c, model, [c.alphabet[k % len(c.alphabet)] for k in range(n)], n, FastEvaluator())
-        if not rec["equal"]:
-            raise AssertionError(f"{c.name}: the decoded chain of thought differs from the circuit evaluator")
-        return f"measured {rec['cot_length']} (printed bound (P+1)n = {bound})"
+    from constructions.errors import ProofsCheckError
+    from constructions.modelfile import model_digest
+
+    from .circuit_runners import simulation_record
+    from .decode_records import stamp
+
+    torch.set_num_threads(1)
+    c, n = circuit_from_json(cell["circuit"]), cell["n"]
+    model = circuit_transformer(c, n, n)
+    if model_digest(model) != cell["model"]:
+        raise ProofsCheckError(f"{c.name} at n = {n}: the model built now is not the one this cell was made for")
+    rec = simulation_record(c, model, _rnn_prompt(c, n), n, FastEvaluator())
+    if not rec["equal"]:
+        raise ProofsCheckError(f"{c.name} at n = {n}: the decoded chain of thought differs from the circuit evaluator")
+    return {"cot_length": rec["cot_length"], **stamp("FastEvaluator exact (checked: the circuit evaluator, every gate)")}
+
+
+def _rnn_prompt(c: Circuit, n: int) -> list:
+    return [c.alphabet[k % len(c.alphabet)] for k in range(n)]
+
+
+def _decode_cheap(cell: dict) -> bool:
+    """What the default run decodes when unrecorded: n = 4 for P <= 40 (seconds)."""
+    return cell["n"] <= 4 and cell["P"] <= 40
+
+
+def _cot_cell(c: Circuit, n: int, got: dict | None) -> str:
+    bound = (c.size + 1) * n
+    if got is not None:
+        return f"measured {got['cot_length']} (printed bound (P+1)n = {bound})"
     return f"{cot_length(c, n, n)} (not decoded; printed bound (P+1)n = {bound})"
 
 
-def circuit_rows(sizes: Sequence[int] | None = None) -> list[ClaimRow]:
-    """Rows for three automata (P = 13, 33, 63) and seeded random circuits (P = 256, 1024)."""
+def circuit_rows(sizes: Sequence[int] | None = None, decode: DecodeOptions | None = None) -> list[ClaimRow]:
+    """Rows for three automata (P = 13, 33, 63) and seeded random circuits (P = 256, 1024).
+    Chains from ``decode``'s records (proofs_check.decode_records); an unrecorded one is decoded
+    now where cheap (:func:`_decode_cheap`; every row with ``decode_all``)."""
+    from constructions.modelfile import model_digest
+
     del sizes  # the 4.8 rows use their own n (CIRCUIT_SIZES); P is the other axis
-    rows = []
+    decode = decode or DecodeOptions()
     circuits = [named_circuit("parity"), named_circuit("mod3"), named_circuit("dfa"),
                 seeded_circuit(256), seeded_circuit(1024)]
+    plans = []
     for c in circuits:
         for n in CIRCUIT_SIZES:
             m = circuit_transformer(c, n, n)
-            sizes_n = measure(m)
-            ratio = sizes_n["param_bits"] / (c.size * math.log2(max(c.size, n)))
-            sizes_n["cot_steps"] = _cot_cell(c, n, m)
-            rows.append(ClaimRow("4.8", f"{c.name} (P={c.size}); bits / (P log2 max(P,n)) = {ratio:.1f}",
-                                 "transformer", n, sizes_n))
+            plans.append((c, n, m, {"source": "circuit", "theorem": "4.8", "circuit": c.to_json(), "P": c.size,
+                                    "n": n, "mode": "exact", "model": model_digest(m)}))
+    got = measured([pl[-1] for pl in plans], _decode_cheap, decode_cell, decode, desc="4.8 decodes")
+    rows = []
+    for c, n, m, cell in plans:
+        sizes_n = measure(m)
+        ratio = sizes_n["param_bits"] / (c.size * math.log2(max(c.size, n)))
+        sizes_n["cot_steps"] = _cot_cell(c, n, got.get(cell_key(cell)))
+        rows.append(ClaimRow("4.8", f"{c.name} (P={c.size}); bits / (P log2 max(P,n)) = {ratio:.1f}",
+                             "transformer", n, sizes_n))
     return rows
-

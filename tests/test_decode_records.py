@@ -104,3 +104,47 @@ def test_claims_cli_refuses_bad_workers_cleanly(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--only", "istree", "--workers", "0"])
     assert exc.value.code == 2 and "--workers must be a positive integer" in capsys.readouterr().err
+
+
+def _source_cells():
+    """One small cell per decoding row source (the rows' own cell makers)."""
+    from proofs_check import circuit_claims, tm_claims, turing_claims, turing_cot_claims
+
+    t58 = tm_claims._plan("1RZ1RA", 1, 4)[-1]
+    t54 = turing_claims._plan(turing_claims.FAMILIES[0], 4)[-1]
+    from constructions.modelfile import model_digest
+
+    case, model = turing_cot_claims._case_model(16, "cells")
+    c41 = {"source": "cot-rnn", "theorem": "4.1", "n": 16, "tape": "cells", "mode": "exact", "model": model_digest(model)}
+    from constructions.circuit_transformer import circuit_transformer
+    from proofs_check.automata import named_circuit
+
+    c = named_circuit("parity")
+    c48 = {"source": "circuit", "theorem": "4.8", "circuit": c.to_json(), "P": c.size, "n": 4, "mode": "exact",
+           "model": model_digest(circuit_transformer(c, 4, 4))}
+    return [(tm_claims, t58, "generated", 26), (turing_claims, t54, "chain", 102),
+            (turing_cot_claims, c41, "generated", 41), (circuit_claims, c48, "cot_length", 98)]
+
+
+def test_every_decoding_source_decodes_checks_and_refuses_a_foreign_model():
+    """The figures are the ones the simulator / circuit evaluator imply (5.8: 5 x 5 steps + HALT;
+    5.4: 13 x 5 + 9 x 4 + 1; 4.1: 4 x 10 + 1; 4.8 parity at n = 4: the schedule's 98)."""
+    for module, cell, field_, want in _source_cells():
+        assert module.decode_cell(cell)[field_] == want, module.__name__
+        with pytest.raises(ProofsCheckError, match="not the one this cell was made for"):
+            module.decode_cell({**cell, "model": "0" * 64})
+
+
+def test_decoding_sources_refuse_a_run_the_reference_disagrees_with(monkeypatch):
+    """The check inside each Turing decode is real: a reference that says otherwise fails it."""
+    from proofs_check import tm_claims, turing_claims
+    from proofs_check.turing import simulate
+
+    def other(machine, tape, bound):
+        run = simulate(machine, tape, bound)
+        return type("Run", (), {"to_json": lambda self: {**run.to_json(), "steps": run.steps + 1}})()
+
+    for module, cell, _, _ in _source_cells()[:2]:
+        monkeypatch.setattr(module, "simulate", other)
+        with pytest.raises(ProofsCheckError, match="disagrees with the simulator"):
+            module.decode_cell(cell)
