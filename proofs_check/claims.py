@@ -240,11 +240,16 @@ retrieval-augmented RNNs for Index and Counting grows with n only because their 
 tokens `{j}` are n special tokens, each with its own one-hot embedding dimension (A.3) that no
 weight touches (erratum T52-E1 in notes/errata/retrieval_tasks.md).
 
+Decoded chains are kept as records (`proofs_check.decode_records`: notes/decodes/claims.jsonl,
+one line per decode, keyed by the model's SHA-256 digest and the input, with the seconds, the
+machine and the date it took): a recorded chain is read back, an unrecorded one is decoded now
+where that takes seconds to minutes, and `--decode-all` (or `PROOFS_CHECK_DECODE_ALL=1`) decodes
+every unrecorded chain, on a Dask LocalCluster or `--scheduler ADDRESS`, each recorded as it ends
+(interrupt and re-run at will; `--decodes none` decodes again without the records).
+
 IsTree rows (`proofs_check.istree_claims`, n = 8, 32, 128, 512, and 1024, 2048 for 4.7; re-run
-alone with `--only istree`): decoded up to n = 128 (4.7, 5.3), 32 (5.7 (a)), 512 (5.7 (b)) on 2
-cores; "bound B (not decoded)" above (`PROOFS_CHECK_DECODE_ALL=1` decodes every row: hours on 2
-cores, see notes/performance.md); "measured L (bound B)" = the longest chain over
-the graphs decoded at that n in one batch (a uniform random tree and a randomly labelled path;
+alone with `--only istree`): "measured L (bound B)" = the longest chain over
+the graphs decoded at that n, one session each (a uniform random tree and a randomly labelled path;
 5.7 (b): a Figure 3 family instance), each answer checked against IsTree and each 4.7 chain
 against Algorithm 1, next to the theorem's bound B.  4.7 and 5.7 (a) count generated tokens
 before the answer; 5.3 counts generated and retrieved tokens before the answer (retrieval
