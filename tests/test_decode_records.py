@@ -148,3 +148,17 @@ def test_decoding_sources_refuse_a_run_the_reference_disagrees_with(monkeypatch)
         monkeypatch.setattr(module, "simulate", other)
         with pytest.raises(ProofsCheckError, match="disagrees with the simulator"):
             module.decode_cell(cell)
+
+
+def test_summary_lists_each_recorded_decode_with_its_fit(tmp_path):
+    from proofs_check.decode_records import main, summary_markdown
+
+    out = tmp_path / "claims.jsonl"
+    istree_claims.istree_rows([4, 6], decode=DecodeOptions(records=str(out), workers=1, quiet=True))
+    text = summary_markdown(str(out))
+    # a tree's tour on n vertices is 2n - 1 tokens, then the answer: 8 and 12 generated
+    assert "| 4.7 | random tree | 4 | 8 |" in text and "| 4.7 | path | 6 | 12 |" in text
+    assert "- Thm 4.7, random tree: seconds ~ n^" in text
+    target = tmp_path / "README.md"
+    assert main(["--records", str(out), "--write", str(target)]) == 0
+    assert target.read_text().startswith("# Recorded decodes")
