@@ -20,11 +20,13 @@ from typing import Sequence
 
 from . import precision as P
 from .atomic_files import write_text
-from .frontier import AXES, MARGIN, FrontierRow, fit
+from .frontier import AXES, MARGIN, FrontierRow, family_names, family_theorem, fit
+from .precision_machines import NAMES as MACHINE_NAMES
 
 CLAIMED = {"4.6": "O(log n) bits (Thm 4.6)", "5.6": "O(log n) bits (Thm 5.6)", "5.2": "O(log n) bits (Thm 5.2)",
            "4.7": "O(log n) bits (Thm 4.7)", "5.3": "O(log n) bits (Thm 5.3)", "5.7 (a)": "O(log n) bits (Thm 5.7)",
-           "5.7 (b)": "O(log n) bits (Thm 5.7)"}
+           "5.7 (b)": "O(log n) bits (Thm 5.7)", "5.4": "O(A log n) bits (Thm 5.4)", "5.8": "O(A log n) bits (Thm 5.8)",
+           "4.1": "Theta(log n) bits memory (Thm 4.1)", "4.8": "p = Theta(A log n) (Thm 4.8)"}
 FRONTIER_JSON = "frontier.json"
 
 
@@ -63,13 +65,14 @@ def fits_markdown(rows: Sequence[FrontierRow]) -> str:
     fits = {(f.name, f.axis, f.what): f for f in fit(rows)}
     lines = ["| Thm | construction | claim | n measured | p: measured | p: declared | I: measured | I: declared | F: measured | F: declared |",
              "|" + "---|" * 10]
-    for con in P.CONSTRUCTIONS:
-        ns = sorted(r.n for r in rows if r.name == con.name and not r.error)
+    for name in family_names():
+        ns = sorted(r.n for r in rows if r.name == name and not r.error)
         if not ns:
             continue
-        cells = [_fit_text(*(lambda f: (f.a, f.b) if f else (None, None))(fits.get((con.name, ax, w))))
+        cells = [_fit_text(*(lambda f: (f.a, f.b) if f else (None, None))(fits.get((name, ax, w))))
                  for ax in ("p", "I", "F") for w in ("measured", "declared")]  # the header's order
-        lines.append(f"| {con.theorem} | {con.name} | {CLAIMED.get(con.theorem, '')} | {', '.join(map(str, ns))} | " + " | ".join(cells) + " |")
+        thm = family_theorem(name)
+        lines.append(f"| {thm} | {name} | {CLAIMED.get(thm, '')} | {', '.join(map(str, ns))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -102,7 +105,7 @@ def _panel(ax, name: str, rows: Sequence[FrontierRow], format_rows: Sequence[P.F
         if n is not None:
             ax.axvline(n, color=_FMT_COLOR[fmt], linestyle=":", label=f"{fmt} first wrong")
     ax.set_xscale("log", base=2)
-    ax.set_title(f"Thm {P.construction(name).theorem} {name}", fontsize=8)
+    ax.set_title(f"Thm {family_theorem(name)} {name}", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
 
@@ -117,8 +120,8 @@ def plot_frontier(path: str, rows: Sequence[FrontierRow], format_rows: Sequence[
 
     from .atomic_files import atomic_path
 
-    names = [c.name for c in P.CONSTRUCTIONS if any(r.name == c.name and not r.error for r in rows)
-             or any(r.name == c.name for r in format_rows)]
+    names = [name for name in family_names() if any(r.name == name and not r.error for r in rows)
+             or any(r.name == name for r in format_rows)]
     if not names:
         from constructions.errors import InputError
 
@@ -235,7 +238,7 @@ def write_notes(path: str, plot: str | None = None, out: str | None = None, resu
     frontier_cells = build_cells(args)
     # the float formats at the frontier's n and K (the plot's breaking n; formats.md goes to n = 1024)
     cells = [{"kind": "formats", "name": c["name"], "n": c["n"], "k": c["k"], "seed": seed, "formats": list(P.FORMATS),
-              "device": "cpu"} for c in frontier_cells] + frontier_cells
+              "device": "cpu"} for c in frontier_cells if c["name"] not in MACHINE_NAMES] + frontier_cells
     out = out or str(Path(path).with_suffix(".jsonl"))
     records = run_cells(cells, precision_cell, out=out, resume=resume, executor=Executor(workers, scheduler), desc="frontier")
     rows = rows_by_kind(cells, results_or_raise(records))

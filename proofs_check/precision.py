@@ -917,7 +917,10 @@ def add_parser(subparsers) -> None:
     )
     from .precision_sweep import ALL, add_arguments, cmd_precision, size_list
 
-    p.add_argument("name", choices=[*names, ALL], metavar="NAME", help=f"one of {', '.join(names)}, or {ALL}")
+    from .precision_machines import NAMES as machine_names
+
+    p.add_argument("name", choices=[*names, *machine_names, ALL], metavar="NAME",
+                   help=f"one of {', '.join(names)}; with --frontier also {', '.join(machine_names)}; or {ALL}")
     p.add_argument("--n", type=size_list, nargs="+", default=None, help="sizes, space- or comma-separated (default: the plan's sizes)")
     p.add_argument("--instances", type=int, default=None, help="instances per n (default: the table's)")
     p.add_argument("--seed", type=int, default=SEED, help=f"sample seed (default {SEED})")
