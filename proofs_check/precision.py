@@ -338,6 +338,9 @@ def _retrieval_constructions() -> list[Construction]:
 
 CONSTRUCTIONS: tuple[Construction, ...] = (
     *_retrieval_constructions(),
+    # Thm 4.6's Index Transformer with tightened Match constants (beyond the paper, issue #11):
+    # its own frontier row shows how much of the declared p is the lemma's slack
+    Construction("index-transformer-tight", "4.6", "index", "transformer", "none", _TASK_MIN_N["index"]),
     Construction("dfs-transformer", "4.7", "istree", "transformer", "cot", 4),
     Construction("istree-rag-rnn", "5.3", "istree", "rag-rnn", "rag", 4),
     Construction("istree-hybrid", "5.7 (a)", "istree", "hybrid", "cot", 4),
