@@ -30,10 +30,10 @@ ALL = "all"
 #: chains and IsTree's long chains are not, so those stop earlier)
 FRONTIER_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
     **{c.name: ((8, 16, 32, 64, 128, 256, 512, 1024), 3) for c in P.CONSTRUCTIONS if c.theorem in ("4.6", "5.6")},
-    **{c.name: ((8, 16, 32, 64, 128), 3) for c in P.CONSTRUCTIONS if c.theorem == "5.2"},
-    "dfs-transformer": ((6, 8, 16), 3),
-    "istree-rag-rnn": ((6, 8), 2),
-    "istree-hybrid": ((6, 8), 2),
+    **{c.name: ((8, 16, 32, 64, 128, 256, 512, 1024), 3) for c in P.CONSTRUCTIONS if c.theorem == "5.2"},
+    "dfs-transformer": ((6, 8, 16, 32), 3),
+    "istree-rag-rnn": ((6, 8, 16), 2),
+    "istree-hybrid": ((6, 8, 16), 2),
     "istree-binary-hybrid": ((8, 16, 32, 64, 128, 256), 3),
 }
 
