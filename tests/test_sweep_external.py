@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import distributed  # noqa: F401 - its config defaults loaded at collection (see tests/test_sweep.py)
 import pytest
 
 from proofs_check import cli
