@@ -29,7 +29,7 @@ recorded as an erratum).
 
 :func:`fit` fits ``bits ~ a log2 n + b`` (least squares) per construction and axis.
 
-Writer (the notes; about 15 min on 2 cores)::
+Writer (the notes; about 40 min on 2 cores, busy with other work: about 80 min of worker time)::
 
     python -m proofs_check.frontier --write notes/precision/frontier.md --plot notes/precision/frontier.png
 """

@@ -25,14 +25,14 @@ from .sweep import Executor, results_or_raise, run_cells
 
 ALL = "all"
 
-#: (sizes, instances) of the frontier per construction (the notes' plan, about 15 min on 2
-#: cores: the retrieval Transformer / hybrid decodes are cheap, the retrieval RNNs' regex
-#: chains and IsTree's long chains are not, so those stop earlier)
+#: (sizes, instances) of the frontier per construction (the notes' plan with
+#: precision_machines.FRONTIER_PLAN, about 40 min on 2 busy cores: the retrieval models go to
+#: n = 1024, IsTree's long CoT / retrieval chains stop earlier, see notes/precision/frontier.md)
 FRONTIER_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
     **{c.name: ((8, 16, 32, 64, 128, 256, 512, 1024), 3) for c in P.CONSTRUCTIONS if c.theorem in ("4.6", "5.6")},
     **{c.name: ((8, 16, 32, 64, 128, 256, 512, 1024), 3) for c in P.CONSTRUCTIONS if c.theorem == "5.2"},
-    "dfs-transformer": ((6, 8, 16, 32), 3),
-    "istree-rag-rnn": ((6, 8, 16), 2),
+    "dfs-transformer": ((6, 8, 16, 32, 64), 3),
+    "istree-rag-rnn": ((6, 8, 16, 32), 2),
     "istree-hybrid": ((6, 8, 16), 2),
     "istree-binary-hybrid": ((8, 16, 32, 64, 128, 256), 3),
 }
