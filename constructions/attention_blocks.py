@@ -468,15 +468,38 @@ def _match_scales(n: int, c: int, boost: int) -> tuple[int, int, int]:
     return boost * n ** (4 * c + 1), boost * n ** (2 * c + 2), boost * n
 
 
-def match_budget(kind: MatchKind, n: int, c: int, width: int, vmax: int, max_len: int, d: int, boost: int = 1, tie_shift: bool = True) -> PrecisionBudget:
+def hard_bar_gap(F: int, max_len: int) -> int:
+    """The smallest integer score gap G > (F+1) ln 2 + ln(max_len - 1), the hard-attention bar of
+    :meth:`PrecisionBudget.hard` at F fractional bits (the same rational upper bounds of the logs)."""
+    return math.floor((F + 1) * LN2_UP + _ln_up(max_len - 1)) + 1
+
+
+def tight_match_scales(kind: "MatchKind", max_len: int, F: int, tie_shift: bool = True) -> tuple[int, int, int]:
+    """Tightened constants (issue #11, beyond the paper): the smallest (lambda_4, lambda_2,
+    lambda_1) for which every score gap of :func:`match_budget` reaches the hard-attention bar
+    at F fractional bits (G = :func:`hard_bar_gap`), instead of the lemmas' n^(4c+1), n^(2c+2), n:
+    lambda_1 the smallest with the among-matches gap (5 lambda_1, lambda_1 or lambda_1 / 2) >= G,
+    lambda_2 = lambda_1 L'^2 + G (match vs default), lambda_4 = lambda_2 + G (non-match vs the
+    rest).  The block is then hard at every F' <= F; its values grow like G L'^2 V^2, not n^(4c+1) V^2."""
+    G = hard_bar_gap(F, max_len)
+    Lp = max_len + 1 if kind == "match-nearest" else max_len
+    per = {"match": Fraction(5), "match-close": Fraction(1), "match-nearest": Fraction(1, 2) if tie_shift else Fraction(1)}[kind]
+    l1 = max(1, math.ceil(G / per))
+    l2 = l1 * Lp * Lp + G
+    return l2 + G, l2, l1
+
+
+def match_budget(kind: MatchKind, n: int, c: int, width: int, vmax: int, max_len: int, d: int, boost: int = 1, tie_shift: bool = True,
+                 scales: tuple[int, int, int] | None = None) -> PrecisionBudget:
     """Budget of Lemmas B.15-B.17 (values |X1|, |X2| <= vmax; MatchNearest targets in [0, max_len]).
 
     Gaps: first vs later match 5 lambda_1 (B.15: lambda_1 (k2^2 - k1^2), k1 >= 2);
     last vs earlier lambda_1 (B.16); nearest: lambda_1 / 2 with the +1/4 tie shift, lambda_1
     without (B.17); match vs default lambda_2 - lambda_1 L'^2; non-match vs the rest
-    lambda_4 - max(lambda_2, lambda_1 L'^2), L' the largest position distance.
+    lambda_4 - max(lambda_2, lambda_1 L'^2), L' the largest position distance.  ``scales``:
+    explicit (lambda_4, lambda_2, lambda_1) (:func:`tight_match_scales`) instead of the lemmas'.
     """
-    l4, l2, l1 = _match_scales(n, c, boost)
+    l4, l2, l1 = _match_scales(n, c, boost) if scales is None else scales
     sd, V, I, L = sqrt_factor(d), vmax, width, max_len
     Lp = L + 1 if kind == "match-nearest" else L
     pos_term = 2 * l1 * Lp * Lp
@@ -507,7 +530,8 @@ def _match_common_rows(keys: Sequence[str], queries: Sequence[str], l4: int) -> 
     return krows, qrows
 
 
-def _match_like_block(kind: MatchKind, keys, queries, outs, vals, n, c, max_len, vmax, boost, target=None, tie_shift=True) -> AttentionBlock:
+def _match_like_block(kind: MatchKind, keys, queries, outs, vals, n, c, max_len, vmax, boost, target=None, tie_shift=True,
+                      scales: tuple[int, int, int] | None = None) -> AttentionBlock:
     _check_sets(I1=keys, I2=queries, I3=outs, I4=vals)
     if len(keys) != len(queries) or len(outs) != len(vals):
         raise InputError(f"{kind} needs |I1| = |I2| and |I3| = |I4|")
@@ -515,7 +539,7 @@ def _match_like_block(kind: MatchKind, keys, queries, outs, vals, n, c, max_len,
         raise InputError("the lemmas allow |I1| = |I2| <= 10")
     L = _check_sizes(n, c, max_len, boost)
     V = n if vmax is None else vmax
-    l4, l2, l1 = _match_scales(n, c, boost)
+    l4, l2, l1 = _match_scales(n, c, boost) if scales is None else scales
     krows, qrows = _match_common_rows(keys, queries, l4)
     aux = [ONE, POS_SQ] + [sq(v) for v in list(keys) + list(queries)]
     ffns = [set_one_ffn(), set_pos_sq_ffn()] + [set_square_ffn(v) for v in list(keys) + list(queries)]
@@ -541,18 +565,21 @@ def _match_like_block(kind: MatchKind, keys, queries, outs, vals, n, c, max_len,
     head = HeadSpec(kind, krows, qrows, {o: {v: 1} for o, v in zip(outs, vals)})
     return AttentionBlock(
         kind, merge_ffns(*ffns), head, reads=reads, writes=list(outs), aux=aux,
-        budget_of_d=lambda d: match_budget(kind, n, c, len(keys), V, L, d, boost, tie_shift), boost=boost,
+        budget_of_d=lambda d: match_budget(kind, n, c, len(keys), V, L, d, boost, tie_shift, scales), boost=boost,
     )
 
 
-def match_block(keys: Sequence[str], queries: Sequence[str], outs: Sequence[str], vals: Sequence[str], n: int, *, c: int = 1, max_len: int | None = None, vmax: int | None = None, boost: int = 1) -> AttentionBlock:
+def match_block(keys: Sequence[str], queries: Sequence[str], outs: Sequence[str], vals: Sequence[str], n: int, *, c: int = 1, max_len: int | None = None, vmax: int | None = None, boost: int = 1,
+                scales: tuple[int, int, int] | None = None) -> AttentionBlock:
     """Match[I1=keys, I2=queries, I3=outs, I4=vals] (Lemma B.15): A(X')_(I3,k) = X_(I4,k*),
     k* = the first h <= k with X_(I1,h) = X_(I2,k), else 1.  Needs X_(3,k) = 1[k=1],
     X_(I1,1) = 0, X_(I2,k) != 0, integers |X| <= vmax (default n), k <= max_len <= n^c.
 
     score = -n^(4c+1) sum (X1 - X2)^2 - n k'^2 + 1[k'=1](n^(4c+1) sum X2^2 + n - n^(2c+2)).
+    ``scales``: (lambda_4, lambda_2, lambda_1) in place of the lemma's (the tightened variant,
+    :func:`tight_match_scales`; ``boost`` is then ignored).
     """
-    return _match_like_block("match", keys, queries, outs, vals, n, c, max_len, vmax, boost)
+    return _match_like_block("match", keys, queries, outs, vals, n, c, max_len, vmax, boost, scales=scales)
 
 
 def match_close_block(keys: Sequence[str], queries: Sequence[str], outs: Sequence[str], vals: Sequence[str], n: int, *, c: int = 1, max_len: int | None = None, vmax: int | None = None, boost: int = 1) -> AttentionBlock:

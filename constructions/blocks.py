@@ -27,7 +27,7 @@ from typing import Iterable, Literal, Mapping, Union
 
 import numpy as np
 
-from .errors import WeightError
+from .errors import PrecisionError, WeightError
 from .layout import Layout
 from .model import AttentionHead, FeedForward, LinearRNNLayer, Model, TransformerLayer, zeros
 from .numerics import Precision, div_round, to_fraction
@@ -206,6 +206,45 @@ def assemble(
     prec = Precision.of(p)
     needs_square = any(h.compensate_sqrt_d for spec in layers for h in spec.heads)
     lay = padded_layout(layout) if needs_square else layout
+    try:
+        built, U = _encode(prec, lay, vocab, layers, unembed)
+    except WeightError:
+        if not prec.symmetric:  # an R_p keeps the WeightError's advice (a larger odd p)
+            _refuse_int_bits(prec, lay, vocab, layers, unembed, (meta or {}).get("construction") or arch)
+        raise
+    return Model(arch, prec.p, lay, vocab, built, max_len, U, precision_meta(prec, declared, declared_p, meta), prec.frac).validate()
+
+
+def weight_int_bits(model: Model) -> int:
+    """The integer bits I that the largest |weight| of ``model`` needs (at its F): the smallest
+    I >= 1 with max |q| <= 2^(I + F) - 1."""
+    top = max((abs(int(v)) for mat in model.all_weights().values() for v in mat.reshape(-1)), default=0)
+    return max(1, (top.bit_length() - model.precision.F))
+
+
+def _refuse_int_bits(prec: Precision, lay: Layout, vocab: Vocabulary, layers: list[LayerSpec],
+                     unembed: Mapping[Token, Form] | None, what: str) -> None:
+    """A weight did not fit the split ``prec``: if the weights are on its grid (F) but too large for its I,
+    refuse with a PrecisionError naming the I they need at this F (builders whose constants grow
+    with F, e.g. a hard-attention gap, are asked for R(I, F) with too few I even when
+    ``below_declared_ok`` lets them build below their proof's bound; the frontier's I axis at an
+    ample F).  Returns (the caller re-raises the WeightError) when the weights need more F."""
+    from .numerics import MAX_P
+
+    wide = Precision.split(MAX_P - 1 - prec.F, prec.F)
+    try:
+        built, U = _encode(wide, lay, vocab, layers, unembed)
+    except WeightError:
+        return
+    need = weight_int_bits(Model("probe", wide.p, lay, vocab, built, 1, U, {}, wide.frac))
+    raise PrecisionError(
+        f"{what}: its weights need I >= {need} integer bits at F = {prec.F} fractional bits, got {prec.label}; "
+        f"build it with R(I >= {need}, F = {prec.F}) (its constants may grow with F: fewer fractional bits can need fewer integer bits)")
+
+
+def _encode(prec: Precision, lay: Layout, vocab: Vocabulary, layers: list[LayerSpec],
+            unembed: Mapping[Token, Form] | None) -> tuple[list, np.ndarray | None]:
+    """Every layer's weights and the unembedding encoded at ``prec`` (WeightError on one that is not in it)."""
     built = []
     for li, spec in enumerate(layers, start=1):
         where = f"layer{li}" + (f"({spec.name})" if spec.name else "")
@@ -223,7 +262,7 @@ def assemble(
             row = _row(prec, lay, form, f"unembed[{tok}]")
             for j, v in enumerate(row):
                 U[vocab.id_of(tok), j] = v
-    return Model(arch, prec.p, lay, vocab, built, max_len, U, precision_meta(prec, declared, declared_p, meta), prec.frac).validate()
+    return built, U
 
 
 def precision_meta(prec: Precision, declared: "Precision | None", declared_p: int | None, meta: dict | None) -> dict:

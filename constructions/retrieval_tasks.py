@@ -238,7 +238,31 @@ def _resolve_any(makers, d: int, p: "int | Precision | None", own_p: int, own: P
     return p, blocks, windows, _declared_split(_split_blocks(makers, d, own.F), d, own), declared_p
 
 
-def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: int | None, c: int, max_len: int | None) -> Model:
+def _tight_need(make_at: Callable[[int], AB.AttentionBlock], d: int, own: Precision, F: int) -> Precision:
+    """The (I, F) a tightened block built for F fractional bits needs: F, and I for its values and the readout."""
+    return Precision.split(max(own.I, make_at(F).budget(d).min_int_bits(F)), max(own.F, F))
+
+
+def _resolve_tight(make_at: Callable[[int], AB.AttentionBlock], d: int, p: "int | Precision | None", own: Precision, what: str):
+    """(p, blocks, windows, declared (I, F), declared p) for a block whose constants are derived
+    from the format's F (:func:`constructions.attention_blocks.tight_match_scales`): declared
+    (I, F) = the need at the readout's F; declared p = the smallest odd p = 2k + 1 whose R_p
+    meets the need of the block built for F = k; a given format must meet the need at its F."""
+    declared = _tight_need(make_at, d, own, own.F)
+    k = max(own.I, own.F)
+    while _tight_need(make_at, d, own, k).I > k:
+        k += 1
+    declared_p = 2 * k + 1
+    if p is None:
+        p = declared_p
+    prec = Precision.of(check_p(p) if not isinstance(p, Precision) else p)
+    require_precision(p, _tight_need(make_at, d, own, prec.F), what)
+    block = make_at(prec.F)
+    return p, [block], [block.budget(d).window()], declared, declared_p
+
+
+def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: int | None, c: int, max_len: int | None,
+                 tight: bool = False) -> Model:
     """Index / AR / c-gram, Transformer (Thm 4.6) or hybrid (Thm 5.6), Match of Lemma B.15.
 
     The blocks get the size parameter N = max_len (every position and value is <= N, so the
@@ -268,11 +292,21 @@ def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: i
     def make_copy(s: int, dst: str) -> Callable[[int], AB.AttentionBlock]:
         return lambda b: AB.copy_block(s, [NUM], [dst], N, max_len=max_len, boost=b)
 
+    def make_tight(F: int) -> AB.AttentionBlock:
+        return AB.match_block(keys, queries, [ans], [NUM], N, max_len=max_len, vmax=N,
+                              scales=AB.tight_match_scales("match", max_len, F))
+
     makers = [make_match] + [make_copy(s, dst) for s, dst in copies]
     probe = [mk(1) for mk in makers]
     _alloc_all(lb, [dim for blk in probe for dim in blk.aux + blk.writes])
     d = padded_layout(lb.build()).d
-    p, blocks, windows, declared, declared_p = _resolve_any(makers, d, p, _readout_min_p(n), _readout_split(n), what)
+    if tight:
+        if copies:
+            raise InputError(f"{what}: the tightened Match variant is built for Index only (no COPY heads)")
+        what += ", tightened Match constants"
+        p, blocks, windows, declared, declared_p = _resolve_tight(make_tight, d, p, _readout_split(n), what)
+    else:
+        p, blocks, windows, declared, declared_p = _resolve_any(makers, d, p, _readout_min_p(n), _readout_split(n), what)
     match, copy_blocks = blocks[0], blocks[1:]
     if task == "index":
         prev_pos = keys[0]
@@ -306,6 +340,7 @@ def _match_model(task: str, arch: Literal["transformer", "hybrid"], n: int, p: i
     unembed = number_readout(vocab, ans, AB.ONE)
     meta = {"task": task, "arch": arch, "n": n, "c": c, "theorem": "4.6" if arch == "transformer" else "5.6",
             "blocks": {blk.name: {"boost": blk.boost, "p_window": w} for blk, w in zip(blocks, windows)},
+            **({"variant": "tight-match"} if tight else {}),
             "block_size_N": N, "readout": "explicit quadratic unembed (erratum D32-E1)", "cot_steps": 0}
     return assemble(arch=arch, p=p, layout=lb.build(), vocab=vocab, layers=layers, max_len=max_len,
                     unembed=unembed, meta=meta, declared=declared, declared_p=declared_p)
@@ -376,6 +411,11 @@ def build_index_transformer(n: int, p: int | None = None, max_len: int | None = 
     layers 2-3 are the Match block (Lemma B.15: g, then the head) matching the query i against
     k - 1, which copies t_i (at position i + 1, after <s>) into ``ans``."""
     return _match_model("index", "transformer", n, p, 2, max_len)
+
+
+def build_index_transformer_tight(n: int, p: "int | Precision | None" = None, max_len: int | None = None) -> Model:
+    """Thm 4.6's Index Transformer with tightened Match constants (beyond the paper, issue #11): the smallest lambdas whose score gaps make the hardmax one-hot at the format's F bits."""
+    return _match_model("index", "transformer", n, p, 2, max_len, tight=True)
 
 
 def build_ar_transformer(n: int, p: int | None = None, max_len: int | None = None) -> Model:
@@ -656,5 +696,6 @@ def build(task: str, model: str, n: int, p: int | None = None, c: int = 3, max_l
 
 
 CATALOG: dict[str, Callable[..., Model]] = {
-    f"{task}-{model}": builder for (task, model), builder in BUILDERS.items()
+    **{f"{task}-{model}": builder for (task, model), builder in BUILDERS.items()},
+    "index-transformer-tight": build_index_transformer_tight,
 }

@@ -29,7 +29,7 @@ recorded as an erratum).
 
 :func:`fit` fits ``bits ~ a log2 n + b`` (least squares) per construction and axis.
 
-Writer (the notes; about 15 min on 2 cores)::
+Writer (the notes; about 40 min on 2 cores, busy with other work: about 80 min of worker time)::
 
     python -m proofs_check.frontier --write notes/precision/frontier.md --plot notes/precision/frontier.png
 """
@@ -231,8 +231,27 @@ def frontier_row(name: str, n: int, k: int, seed: int = SEED, route: str = "rebu
 
 
 def frontier_cell(cell: dict) -> dict:
-    """Sweep cell ``{"kind": "frontier", name, n, k, seed, route, device}`` -> a FrontierRow's JSON."""
-    return frontier_row(cell["name"], cell["n"], cell["k"], cell["seed"], cell["route"], cell.get("device", "cpu")).to_json()
+    """Sweep cell ``{"kind": "frontier", name, n, k, seed, route, device}`` -> a FrontierRow's JSON
+    (a machine family's name: :func:`proofs_check.precision_machines.machine_frontier_row`)."""
+    from .precision_machines import NAMES, machine_frontier_row
+
+    row = machine_frontier_row if cell["name"] in NAMES else frontier_row
+    return row(cell["name"], cell["n"], cell["k"], cell["seed"], cell["route"], cell.get("device", "cpu")).to_json()
+
+
+def family_names() -> list[str]:
+    """Every construction with a frontier, in the notes' order: the token-task constructions
+    (``precision.CONSTRUCTIONS``), then the machine families (``precision_machines.FAMILIES``)."""
+    from .precision_machines import NAMES
+
+    return [c.name for c in CONSTRUCTIONS] + list(NAMES)
+
+
+def family_theorem(name: str) -> str:
+    from .precision import construction
+    from .precision_machines import NAMES, family
+
+    return family(name).theorem if name in NAMES else construction(name).theorem
 
 
 # ---- the fit -------------------------------------------------------------------------------
@@ -262,8 +281,8 @@ def least_squares(ns: Sequence[int], bits: Sequence[int]) -> tuple[float, float]
 def fit(rows: Sequence[FrontierRow]) -> list[Fit]:
     """Per construction and axis: the slope of the measured frontier and of the declared bits."""
     out = []
-    for con in CONSTRUCTIONS:
-        rs = sorted((r for r in rows if r.name == con.name and not r.error), key=lambda r: r.n)
+    for name in family_names():
+        rs = sorted((r for r in rows if r.name == name and not r.error), key=lambda r: r.n)
         for axis in AXES:
             for what in ("measured", "declared"):
                 pts = [(r.n, r.axes[axis].answer if what == "measured" else r.declared[axis])
@@ -272,7 +291,7 @@ def fit(rows: Sequence[FrontierRow]) -> list[Fit]:
                 if not pts:
                     continue
                 ab = least_squares([n for n, _ in pts], [v for _, v in pts])
-                out.append(Fit(con.name, axis, what, *(ab if ab else (None, None)), len(pts)))
+                out.append(Fit(name, axis, what, *(ab if ab else (None, None)), len(pts)))
     return out
 
 

@@ -338,6 +338,9 @@ def _retrieval_constructions() -> list[Construction]:
 
 CONSTRUCTIONS: tuple[Construction, ...] = (
     *_retrieval_constructions(),
+    # Thm 4.6's Index Transformer with tightened Match constants (beyond the paper, issue #11):
+    # its own frontier row shows how much of the declared p is the lemma's slack
+    Construction("index-transformer-tight", "4.6", "index", "transformer", "none", _TASK_MIN_N["index"]),
     Construction("dfs-transformer", "4.7", "istree", "transformer", "cot", 4),
     Construction("istree-rag-rnn", "5.3", "istree", "rag-rnn", "rag", 4),
     Construction("istree-hybrid", "5.7 (a)", "istree", "hybrid", "cot", 4),
@@ -917,7 +920,10 @@ def add_parser(subparsers) -> None:
     )
     from .precision_sweep import ALL, add_arguments, cmd_precision, size_list
 
-    p.add_argument("name", choices=[*names, ALL], metavar="NAME", help=f"one of {', '.join(names)}, or {ALL}")
+    from .precision_machines import NAMES as machine_names
+
+    p.add_argument("name", choices=[*names, *machine_names, ALL], metavar="NAME",
+                   help=f"one of {', '.join(names)}; with --frontier also {', '.join(machine_names)}; or {ALL}")
     p.add_argument("--n", type=size_list, nargs="+", default=None, help="sizes, space- or comma-separated (default: the plan's sizes)")
     p.add_argument("--instances", type=int, default=None, help="instances per n (default: the table's)")
     p.add_argument("--seed", type=int, default=SEED, help=f"sample seed (default {SEED})")

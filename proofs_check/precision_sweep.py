@@ -19,21 +19,22 @@ from typing import Any, Sequence
 from constructions.errors import InputError
 
 from . import precision as P
+from . import precision_machines as PM
 from .frontier import ROUTES, FrontierRow, frontier_cell
 from .sweep import Executor, results_or_raise, run_cells
 
 ALL = "all"
 
-#: (sizes, instances) of the frontier per construction (the notes' plan, about 15 min on 2
-#: cores: the retrieval Transformer / hybrid decodes are cheap, the retrieval RNNs' regex
-#: chains and IsTree's long chains are not, so those stop earlier)
+#: (sizes, instances) of the frontier per construction (the notes' plan with
+#: precision_machines.FRONTIER_PLAN, about 40 min on 2 busy cores: the retrieval models go to
+#: n = 1024, IsTree's long CoT / retrieval chains stop earlier, see notes/precision/frontier.md)
 FRONTIER_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
-    **{c.name: ((8, 16, 32, 64, 128, 256), 3) for c in P.CONSTRUCTIONS if c.theorem in ("4.6", "5.6")},
-    **{c.name: ((8, 16, 32, 64), 3) for c in P.CONSTRUCTIONS if c.theorem == "5.2"},
-    "dfs-transformer": ((6, 8, 16), 3),
-    "istree-rag-rnn": ((6, 8), 2),
-    "istree-hybrid": ((6, 8), 2),
-    "istree-binary-hybrid": ((8, 16, 32, 64), 3),
+    **{c.name: ((8, 16, 32, 64, 128, 256, 512, 1024), 3) for c in P.CONSTRUCTIONS if c.theorem in ("4.6", "5.6")},
+    **{c.name: ((8, 16, 32, 64, 128, 256, 512, 1024), 3) for c in P.CONSTRUCTIONS if c.theorem == "5.2"},
+    "dfs-transformer": ((6, 8, 16, 32, 64), 3),
+    "istree-rag-rnn": ((6, 8, 16, 32), 2),
+    "istree-hybrid": ((6, 8, 16), 2),
+    "istree-binary-hybrid": ((8, 16, 32, 64, 128, 256), 3),
 }
 
 
@@ -87,11 +88,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # ---- cells ---------------------------------------------------------------------------------
 
 
-def names_of(name: str) -> list[str]:
+def names_of(name: str, frontier: bool = False) -> list[str]:
+    """The constructions a NAME means: ``all`` is every token-task construction, and with
+    ``--frontier`` every machine family too (they have only the frontier measurement)."""
     if name == ALL:
-        return [c.name for c in P.CONSTRUCTIONS]
+        return [c.name for c in P.CONSTRUCTIONS] + (list(PM.NAMES) if frontier else [])
+    if name in PM.NAMES:
+        return [name]
     P.construction(name)  # refuses an unknown name with the list
     return [name]
+
+
+def _machine_cells(name: str, args: argparse.Namespace, sizes: Sequence[int]) -> list[dict]:
+    """A machine family's cells: the frontier only (its models are built per sample, so the
+    number-format table and the min-p scan of one declared model do not apply)."""
+    if args.name != ALL and (not args.frontier or args.formats is not None or args.min_p):
+        raise InputError(f"{name} (Thm {PM.family(name).theorem}) has only the frontier measurement: "
+                         f"use proofs-check precision {name} --frontier (without --formats / --min-p)")
+    if not args.frontier:
+        return []
+    plan_n, plan_k = PM.FRONTIER_PLAN[name]
+    return [{"kind": "frontier", "name": name, "n": n, "k": args.instances or plan_k, "seed": args.seed,
+             "route": args.route, "device": args.device} for n in PM.check_sizes(name, list(sizes) if sizes else list(plan_n))]
 
 
 def _sizes(con: P.Construction, given: Sequence[int] | None, plan: Sequence[int]) -> list[int]:
@@ -102,7 +120,10 @@ def build_cells(args: argparse.Namespace) -> list[dict]:
     sizes = [n for words in (args.n or []) for n in (words if isinstance(words, list) else [words])]
     want_formats = args.formats is not None or not args.frontier
     cells = []
-    for name in names_of(args.name):
+    for name in names_of(args.name, args.frontier):
+        if name in PM.NAMES:
+            cells += _machine_cells(name, args, sizes)
+            continue
         con = P.construction(name)
         if want_formats:
             plan_n, plan_k = P.TABLE_PLAN[name]

@@ -108,7 +108,9 @@ def test_comma_and_space_size_lists_and_all():
     cells = build_cells(_args(["count-hybrid", "--n", "8", "--frontier", "--formats", "exact,bfloat16"]))
     assert [c["kind"] for c in cells] == ["formats", "frontier"] and cells[0]["formats"] == ["exact", "bfloat16"]
     cells = build_cells(_args(["all", "--n", "8", "--frontier"]))
-    assert sorted(c["name"] for c in cells) == sorted(c.name for c in P.CONSTRUCTIONS)
+    from proofs_check.precision_machines import NAMES
+
+    assert sorted(c["name"] for c in cells) == sorted([c.name for c in P.CONSTRUCTIONS] + list(NAMES))
     assert [c["kind"] for c in build_cells(_args(["count-hybrid", "--n", "8"]))] == ["formats"]  # as before
 
 

@@ -177,18 +177,49 @@ def test_builder_at_its_declared_split_is_exact(name, n, oracle):
 @pytest.mark.parametrize("name,n", [("index-transformer", 8), ("count-hybrid", 8), ("ar-rag-rnn", 8), ("dfs-transformer", 4)])
 def test_builder_refuses_below_its_split_unless_asked(name, n):
     """Below the declared I: refused; with below_declared_ok built and marked, unless a weight
-    itself leaves the range (dfs: its query scales need the declared I), a WeightError naming it."""
+    itself leaves the range (dfs: its query scales need the declared I), a PrecisionError naming
+    the I its weights need (test_weights_too_large_for_I_are_refused_naming_the_I below)."""
     con = construction(name)
     dec = con.build(n).meta["declared_precision"]
     with pytest.raises(PrecisionError, match=r"I >= |integer bits"):
         con.build(n, Precision.split(dec["I"] - 1, dec["F"]))
     low_format = Precision.split(dec["I"] - 1, dec["F"], below_declared_ok=True)
     if name == "dfs-transformer":
-        with pytest.raises(WeightError, match=rf"exceeds the range of {re.escape(low_format.label)} .* at layer"):
+        with pytest.raises(PrecisionError, match=rf"weights need I >= {dec['I']} integer bits at F = {dec['F']} .*got {re.escape(low_format.label)}"):
             con.build(n, low_format)
         return
     low = con.build(n, low_format)
     assert low.meta["below_declared"] is True and low.precision.I == dec["I"] - 1
+
+
+def _largest_weight(model) -> Fraction:
+    return max(Fraction(abs(int(v)), 1 << model.precision.F) for m in model.all_weights().values() for v in m.reshape(-1))
+
+
+@pytest.mark.parametrize("name,n,F", [("dfs-transformer", 6, 23), ("dfs-transformer", 8, 24)])
+def test_weights_too_large_for_I_are_refused_naming_the_I(name, n, F):
+    """dfs-transformer's constants grow with F (its hard-attention gap), so at an ample F a
+    below_declared_ok R(I, F) with too few I cannot hold its weights: refused up front with a
+    PrecisionError naming the smallest I that holds them (not a WeightError mid-build).  The I
+    named is tight: at it the model builds and its largest weight needs it (is above 2^(I-1))."""
+    con = construction(name)
+    with pytest.raises(PrecisionError, match=r"weights need I >= (\d+) integer bits") as info:
+        con.build(n, Precision.split(4, F, below_declared_ok=True))
+    need = int(re.search(r"I >= (\d+)", str(info.value)).group(1))
+    model = con.build(n, Precision.split(need, F, below_declared_ok=True))
+    top = _largest_weight(model)
+    assert Fraction(1 << (need - 1)) - Fraction(1, 1 << F) < top <= Fraction(1 << need) - Fraction(1, 1 << F)
+    with pytest.raises(PrecisionError, match=rf"weights need I >= {need} "):
+        con.build(n, Precision.split(need - 1, F, below_declared_ok=True))
+
+
+def test_weights_off_the_grid_stay_a_weight_error_and_r_p_keeps_its_advice():
+    """The refusal is for too few integer bits only: a weight that needs more F is still the
+    WeightError naming it, and an R_p too small keeps the WeightError's advice (a larger odd p)."""
+    with pytest.raises(WeightError, match="not exactly representable"):
+        construction("dfs-transformer").build(6, Precision.split(40, 2, below_declared_ok=True))
+    with pytest.raises(WeightError, match="use a larger odd p"):
+        construction("dfs-transformer").build(6, Precision.split(10, 10, below_declared_ok=True))
 
 
 def test_symmetric_p_below_a_split_need_names_the_p():

@@ -13,6 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+# distributed's config defaults must be loaded before the dask.config.set below: a set made before
+# they exist deletes the whole "distributed" section on leaving, for every later test in the session
+import distributed  # noqa: F401
 import pytest
 
 from constructions.errors import InputError, ProofsCheckError
