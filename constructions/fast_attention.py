@@ -13,6 +13,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .errors import Location
+from .fast_compact import head_compact
 from .fast_engine import _Engine, _PLayer
 from .fast_limbs import _U, Limbs, _carry_floor, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
@@ -46,7 +47,8 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
             Ks, Qs, Vs = K[:, :, cols], Q[:, :, cols], V[:, :, cols]
             if caches is not None:
                 Ks, Vs = _extend_cache(caches[s], hi - 1, Ks, Vs)
-            out[:, :, cols] = head_one(eng, Ks, Qs, Vs, li, hi, s, t0s[s])
+            Kf = caches[s][hi - 1].keys_float(eng.b, eng.F) if caches is not None else None
+            out[:, :, cols] = head_one(eng, Ks, Qs, Vs, li, hi, s, t0s[s], Kf, head.v_rows)
         if total is None:
             total = out
         else:
@@ -73,23 +75,79 @@ def _stacked_kqv(eng: _Engine, layer: _PLayer, X, li, lay, valid) -> list[torch.
     return parts
 
 
+class KVCache:
+    """One head's keys and values for one sequence: signed int64 digits ``(L, rows, T)`` in
+    buffers whose capacity doubles (appending a token copies nothing old, amortized O(1)), and
+    the keys' float64 reals ``(T, kdim)`` (:func:`fast_limbs._signed_to_float`, filled lazily)
+    for the float scores.  No Python ints per entry."""
+
+    def __init__(self) -> None:
+        self.K: torch.Tensor | None = None
+        self.V: torch.Tensor | None = None
+        self.Kf: torch.Tensor | None = None
+        self.n = 0  # positions held
+        self.nf = 0  # positions with their float keys computed
+
+    def extend(self, K: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new columns; (all K, all V) as views."""
+        t = K.shape[2]
+        need = self.n + t
+        if self.K is None or need > self.K.shape[2]:
+            cap = max(need, 2 * (self.K.shape[2] if self.K is not None else 0), 16)
+            self.K = _grow(self.K, self.n, K, cap)
+            self.V = _grow(self.V, self.n, V, cap)
+        self.K[:, :, self.n : need] = K
+        self.V[:, :, self.n : need] = V
+        self.n = need
+        return self.K[:, :, :need], self.V[:, :, :need]
+
+    def keys_float(self, b: int, F: int) -> torch.Tensor:
+        """(T, kdim) float64 reals of the keys (K 2^-F), relative error <= (L - 1) u."""
+        if self.Kf is None or self.Kf.shape[0] < self.K.shape[2]:
+            Kf = torch.empty((self.K.shape[2], self.K.shape[1]), dtype=torch.float64, device=self.K.device)
+            if self.Kf is not None:
+                Kf[: self.nf] = self.Kf[: self.nf]
+            self.Kf = Kf
+        if self.nf < self.n:
+            self.Kf[self.nf : self.n] = _signed_to_float(self.K[:, :, self.nf : self.n], b, -F).T
+            self.nf = self.n
+        return self.Kf[: self.n]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.K, self.V, self.Kf) if t is not None)
+
+
+def _grow(old: torch.Tensor | None, n: int, like: torch.Tensor, cap: int) -> torch.Tensor:
+    buf = torch.zeros(like.shape[:2] + (cap,), dtype=like.dtype, device=like.device)
+    if old is not None and n:
+        buf[:, :, :n] = old[:, :, :n]
+    return buf
+
+
 def _extend_cache(cache: list, h: int, K: torch.Tensor, V: torch.Tensor):
     """Append the new key/value columns of head h to a sequence's cache; (all K, all V)."""
-    if cache[h] is not None:
-        K = torch.cat([cache[h][0], K], dim=2)
-        V = torch.cat([cache[h][1], V], dim=2)
-    cache[h] = [K, V]
-    return K, V
+    if cache[h] is None:
+        cache[h] = KVCache()
+    return cache[h].extend(K, V)
 
 
-def head_one(eng: _Engine, K, Q, V, li, hi, s, t0) -> torch.Tensor:
+def head_one(eng: _Engine, K, Q, V, li, hi, s, t0, Kf=None, v_rows=None) -> torch.Tensor:
     """One head (Def 3.1) on sequence ``s``: keys/values at positions 1..T, queries at t0+1..t0+n
-    (Location positions relative to t0: the checker adds it)."""
+    (Location positions relative to t0: the checker adds it).  ``Kf``: the keys' float64 reals
+    (a session's cache), ``v_rows``: the rows V can have non-zero (:mod:`fast_compact`)."""
     F, names = eng.F, eng.P.names
     T, n = K.shape[2], Q.shape[2]
     keypos = torch.arange(T, device=eng.dev).reshape(T, 1)
     qpos = (t0 + torch.arange(n, device=eng.dev)).reshape(1, n)
     causal = keypos <= qpos  # (T, n): key j is seen by query k iff j <= k (mask C)
+    if eng.arith.matmul == "round_once" and F > _FLOAT_SCORES_MAX_F:
+        if Kf is None:
+            Kf = _signed_to_float(K, eng.b, -F).T
+        if v_rows is None:
+            v_rows = torch.arange(V.shape[1], device=eng.dev)
+        out = head_compact(eng, K, Kf, Q, V, v_rows, causal, li, hi, s)
+        if out is not None:
+            return out
     P = _probabilities(eng, K, Q, causal, li, hi, s)
     Rv, pc = eng.affine(V, P, None)
     pv = eng.product_value([(V, P, lambda s, c: c)]) if pc is not None else None

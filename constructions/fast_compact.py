@@ -1,0 +1,184 @@
+"""One attention head on compacted columns: exact scores, softmax and ``V P`` only at the keys
+that can matter (the fast evaluator's path for large F, where float64 cannot certify a column).
+
+The reference's matching function is the head of ``evaluate_reference._Run.attention``:
+``P[:, k] = R(softmax(K^T Q[:, k] / sqrt(d)))`` over keys 1..k, head output ``R(V P)``.
+
+Hard attention makes almost every entry of a column *far*: its exponential is below
+2^-(F+66) / m (m the column's entries), so it rounds to 0 and its mass is inside every budget of
+:func:`fast_softmax.exact_softmax` (see there).  Far entries are found from float64 scores with a
+rigorous error bound (:func:`candidate_entries`), without their exact digits; the other entries
+(*candidates*, a few per column) are gathered per column, sorted into chunks of columns with
+similar counts, and get exact scores (:func:`_exact_scores`, exact float64 products of digits),
+:func:`fast_softmax.exact_softmax` on the compacted columns and the limb products of ``V P`` on
+the candidates only (:func:`_sparse_vp`: the far entries' P is 0, so the sums are the same
+integers).  Only rows of V that W_V can make non-zero are read (the others are exactly 0).
+Used only under ``round_once`` when every score is proven inside the range of R_p (no range
+check to report); otherwise the caller takes the dense path.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .errors import Location
+from .fast_engine import _Engine
+from .fast_limbs import _U, Limbs, _carry_floor, _digits_to_ints, _signed_to_float
+from .fast_products import _gemm
+from .fast_softmax import exact_softmax
+from .numerics import softmax_column
+
+_CHUNK_ENTRIES = 1 << 15  # compacted entries (candidates x columns) per chunk
+_FAR_BITS = 66  # far: exp term below 2^-(F + 66) / m
+
+
+def float_scores(Kf: torch.Tensor, Q: torch.Tensor, b: int, F: int, L: int):
+    """(Sf, delta, |K|^T |Q|): float64 scores of keys Kf (T, kdim) (reals, relative error
+    <= (L - 1) u) against the queries Q (L, kdim, n) (digits) and the rigorous bound
+    ``|Sf - s| <= delta = 1.03 (kdim + 2L) u |Kf|^T |Qf|`` (as ``fast_softmax._float_scores_softmax``)."""
+    kdim = Q.shape[1]
+    Qf = _signed_to_float(Q, b, -F)
+    A = Kf.abs() @ Qf.abs()
+    return Kf @ Qf, A * (1.03 * (kdim + 2 * L) * _U), A
+
+
+def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int) -> torch.Tensor:
+    """Causal entries that are not proven far: far when a lower bound of the true gap
+    (s_max - s_j) / sqrt(d) exceeds (F + 66) ln 2 + ln m, i.e. exp term < 2^-(F+66) / m.
+
+    s_max >= lo := max_i (Sf_i - delta_i) and s_j <= Sf_j + delta_j, so the gap is at least
+    lo - Sf_j - delta_j; the three float operations err by at most 4u (|lo| + |Sf_j| +
+    delta_j), subtracted; 1/sqrt(d) and the product err by < 3u relative, covered by 1e-9."""
+    neg_inf = torch.full_like(Sf, -math.inf)
+    lo = torch.where(causal, Sf - delta, neg_inf).amax(0, keepdim=True)
+    gap = (lo - (Sf + delta)) - 4 * _U * (lo.abs() + Sf.abs() + delta)
+    x_low = gap * (1.0 / math.sqrt(d)) * (1 - 1e-9)
+    m = causal.sum(0, keepdim=True).clamp(min=1).to(torch.float64)
+    far = x_low > (F + _FAR_BITS) * math.log(2.0) + torch.log(m) + 1e-6
+    return causal & ~far
+
+
+def scores_in_range(A: torch.Tensor, causal: torch.Tensor, kdim: int, L: int, F: int, M: int) -> bool:
+    """Every causal |score| proven <= M 2^-F (``fast_softmax._scores_surely_in_range``)."""
+    if causal.numel() == 0:
+        return True
+    ub = A * (1 + 1.03 * (kdim + 2 * L) * _U)
+    return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < float(M) * 2.0**-F * (1 - 4 * _U))
+
+
+def head_compact(eng: _Engine, K, Kf, Q, V, v_rows, causal, li, hi, s) -> torch.Tensor | None:
+    """The head's output (L, d, n) for keys K (L, kdim, T) (floats Kf (T, kdim)), queries Q
+    (L, kdim, n), values V (L, d, T) whose non-zero rows are among ``v_rows``; None when a
+    score may be out of range (the caller's dense path then reports it)."""
+    F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
+    T, n = causal.shape
+    kdim, d = Q.shape[1], V.shape[1]
+    Sf, delta, A = float_scores(Kf, Q, b, F, L)
+    if not scores_in_range(A, causal, kdim, L, F, eng.M):
+        return None
+    cand = candidate_entries(Sf, delta, causal, eng.P.model.d, F)
+    counts = cand.sum(0)
+    m_full = causal.sum(0)
+    L_P = Limbs(b).count(F + 2)
+    R = torch.zeros((L + L_P, d, n), dtype=torch.int64, device=dev)
+    for cols in _chunks(counts):
+        kc = int(counts[cols].max())
+        if kc == 0:
+            continue
+        idx, valid = _compact_rows(cand[:, cols], counts[cols], kc)
+        S = _carry_floor(_exact_scores(K, Q[:, :, cols], idx), b, Limbs(b).count(eng.P.prec.p - 1 + F + 2) + 1)
+
+        def arb_column(k: int, cols=cols, idx=idx, valid=valid) -> np.ndarray:
+            return _arb_column(eng, K, Q, int(cols[k]), int(m_full[cols[k]]), idx[:, k], valid[:, k])
+
+        P = exact_softmax(S, valid, eng.P.model.d, eng.P.prec, b, eng.arith.tie, True, m_full[cols], arb_column)
+        P = torch.where(valid.unsqueeze(0), P, torch.zeros_like(P))
+        R[:, :, cols] = _sparse_vp(V, v_rows, idx, P, d, L + L_P)
+    names = eng.P.names
+    ones = torch.ones((1, 1, n), dtype=torch.bool, device=dev)
+    return eng.finish(
+        R, eng.affine_shift, eng.M, L, lambda x: x.unsqueeze(0), ones,
+        lambda r, c: Location(li, "attention", hi, c + 1, names[r]), F, seq_base=s,
+    )
+
+
+def _chunks(counts: torch.Tensor) -> list[torch.Tensor]:
+    """Columns in ascending order of candidate count, cut so that a chunk's padded size
+    (its largest count x its columns) stays within _CHUNK_ENTRIES."""
+    order = torch.argsort(counts, stable=True)
+    cs = counts[order].tolist()
+    out, start = [], 0
+    while start < len(cs):
+        end = start + 1
+        while end < len(cs) and max(1, cs[end]) * (end + 1 - start) <= _CHUNK_ENTRIES:
+            end += 1
+        out.append(order[start:end])
+        start = end
+    return out
+
+
+def _compact_rows(cand: torch.Tensor, counts: torch.Tensor, kc: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(idx (kc, c): each column's candidate key indices in ascending order, padded with 0;
+    valid (kc, c): the entries that are candidates) for a (T, c) candidate mask."""
+    c = cand.shape[1]
+    col, row = torch.nonzero(cand.T, as_tuple=True)  # column-major: by column, then row
+    start = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(col.numel(), device=cand.device) - start[col]
+    idx = torch.zeros((kc, c), dtype=torch.int64, device=cand.device)
+    idx[slot, col] = row
+    valid = torch.arange(kc, device=cand.device).reshape(-1, 1) < counts.reshape(1, -1)
+    return idx, valid
+
+
+def _exact_scores(K: torch.Tensor, Qc: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Raw digits (2L - 1, kc, c) of the exact scores K[:, :, idx[i, k]]^T Qc[:, :, k].  Each
+    limb pair's sum over kdim is at most kdim 2^(2b) <= 2^53 (:class:`fast_limbs.Limbs`), so the
+    float64 batched product is exact; the limb pairs are added in int64."""
+    L, kdim = K.shape[0], K.shape[1]
+    kc, c = idx.shape
+    Kg = K[:, :, idx]  # (L, kdim, kc, c)
+    Af = Kg.permute(3, 0, 2, 1).reshape(c, L * kc, kdim).to(torch.float64)
+    Bf = Qc.permute(2, 1, 0).to(torch.float64)  # (c, kdim, L)
+    C = torch.bmm(Af, Bf).to(torch.int64).reshape(c, L, kc, Qc.shape[0])
+    R = torch.zeros((L + Qc.shape[0] - 1, kc, c), dtype=torch.int64, device=K.device)
+    for a in range(L):
+        for e in range(Qc.shape[0]):
+            R[a + e] += C[:, a, :, e].T
+    return R
+
+
+def _sparse_vp(V, v_rows, idx, P, d, L_out) -> torch.Tensor:
+    """Raw digits (L_out, d, c) of V P on the candidates: sum_i V[:, idx[i, k]] P[i, k].  Each
+    limb pair's sum has at most kc <= max_len terms below 2^(2b) (exact in float64)."""
+    L, Lp = V.shape[0], P.shape[0]
+    kc, c = idx.shape
+    nr = v_rows.numel()
+    out = torch.zeros((L_out, d, c), dtype=torch.int64, device=V.device)
+    if nr == 0:
+        return out
+    Vg = V[:, v_rows.reshape(-1, 1, 1), idx.unsqueeze(0)]  # (L, nr, kc, c)
+    Af = Vg.permute(3, 0, 1, 2).reshape(c, L * nr, kc).to(torch.float64)
+    Bf = P.permute(2, 1, 0).to(torch.float64)  # (c, kc, Lp)
+    C = torch.bmm(Af, Bf).to(torch.int64).reshape(c, L, nr, Lp)
+    acc = torch.zeros((L_out, nr, c), dtype=torch.int64, device=V.device)
+    for a in range(L):
+        for e in range(Lp):
+            acc[a + e] += C[:, a, :, e].T
+    out[:, v_rows] = acc
+    return out
+
+
+def _arb_column(eng: _Engine, K, Q, col: int, m: int, rows: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+    """``numerics.softmax_column`` of query ``col``'s whole column (keys 0..m-1, exact scores by
+    :func:`fast_products._gemm`), laid out as the compacted rows ``rows`` (masked: 0)."""
+    F, b = eng.F, eng.b
+    R = _gemm(K[:, :, :m].permute(0, 2, 1), Q[:, :, col : col + 1], b)
+    ints = _digits_to_ints(R, b)[:, 0]
+    vals = softmax_column([int(v) for v in ints], 2 * F, eng.P.model.d, eng.P.prec, eng.arith.tie)
+    arr = np.zeros((rows.numel(),), dtype=object)
+    for i, (j, ok) in enumerate(zip(rows.tolist(), valid.tolist())):
+        if ok:
+            arr[i] = vals[j]
+    return arr
