@@ -9,9 +9,9 @@ Hard attention makes almost every entry of a column *far*: its exponential is be
 :func:`fast_softmax.exact_softmax` (see there).  Far entries are found from float64 scores with a
 rigorous error bound (:func:`candidate_entries`), without their exact digits; the other entries
 (*candidates*, a few per column) are gathered per column, sorted into chunks of columns with
-similar counts, and get exact scores (:func:`_exact_scores`, exact float64 products of digits),
+similar counts, and get exact scores (:func:`exact_scores`, exact float64 products of digits),
 :func:`fast_softmax.exact_softmax` on the compacted columns and the limb products of ``V P`` on
-the candidates only (:func:`_sparse_vp`: the far entries' P is 0, so the sums are the same
+the candidates only (:func:`limb_vp`: the far entries' P is 0, so the sums are the same
 integers).  Only rows of V that W_V can make non-zero are read (the others are exactly 0).
 Used only under ``round_once`` when every score is proven inside the range of R_p (no range
 check to report); otherwise the caller takes the dense path.
@@ -88,14 +88,15 @@ def head_compact(eng: _Engine, K, Kf, Q, V, v_rows, causal, li, hi, s) -> torch.
         if kc == 0:
             continue
         idx, valid = _compact_rows(cand[:, cols], counts[cols], kc)
-        S = _carry_floor(_exact_scores(K, Q[:, :, cols], idx), b, Limbs(b).count(eng.P.prec.p - 1 + F + 2) + 1)
+        S = _carry_floor(exact_scores(K[:, :, idx], Q[:, :, cols]), b, score_limbs(eng) + 1)
 
         def arb_column(k: int, cols=cols, idx=idx, valid=valid) -> np.ndarray:
             return _arb_column(eng, K, Q, int(cols[k]), int(m_full[cols[k]]), idx[:, k], valid[:, k])
 
         P = exact_softmax(S, valid, eng.P.model.d, eng.P.prec, b, eng.arith.tie, True, m_full[cols], arb_column)
         P = torch.where(valid.unsqueeze(0), P, torch.zeros_like(P))
-        R[:, :, cols] = _sparse_vp(V, v_rows, idx, P, d, L + L_P)
+        if v_rows.numel():
+            R[:, v_rows.reshape(-1, 1), cols] = limb_vp(V[:, v_rows.reshape(-1, 1, 1), idx.unsqueeze(0)], P, L + L_P)
     names = eng.P.names
     ones = torch.ones((1, 1, n), dtype=torch.bool, device=dev)
     return eng.finish(
@@ -132,42 +133,42 @@ def _compact_rows(cand: torch.Tensor, counts: torch.Tensor, kc: int) -> tuple[to
     return idx, valid
 
 
-def _exact_scores(K: torch.Tensor, Qc: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Raw digits (2L - 1, kc, c) of the exact scores K[:, :, idx[i, k]]^T Qc[:, :, k].  Each
-    limb pair's sum over kdim is at most kdim 2^(2b) <= 2^53 (:class:`fast_limbs.Limbs`), so the
-    float64 batched product is exact; the limb pairs are added in int64."""
-    L, kdim = K.shape[0], K.shape[1]
-    kc, c = idx.shape
-    Kg = K[:, :, idx]  # (L, kdim, kc, c)
+def score_limbs(eng: _Engine) -> int:
+    """Limbs of an exact score (|s| <= M 2^F on the 2^-2F grid)."""
+    return Limbs(eng.b).count(eng.P.prec.p - 1 + eng.F + 2)
+
+
+def exact_scores(Kg: torch.Tensor, Qc: torch.Tensor) -> torch.Tensor:
+    """Raw digits (2L - 1, kc, c) of the exact scores Kg[:, :, i, k]^T Qc[:, :, k] for gathered
+    keys Kg (L, kdim, kc, c).  Each limb pair's sum over kdim is at most kdim 2^(2b) <= 2^53
+    (:class:`fast_limbs.Limbs`), so the float64 batched product is exact; the limb pairs are
+    added in int64 (the sums of ``fast_products._gemm``, grouped differently)."""
+    L, kdim, kc, c = Kg.shape
+    Lq = Qc.shape[0]
     Af = Kg.permute(3, 0, 2, 1).reshape(c, L * kc, kdim).to(torch.float64)
-    Bf = Qc.permute(2, 1, 0).to(torch.float64)  # (c, kdim, L)
-    C = torch.bmm(Af, Bf).to(torch.int64).reshape(c, L, kc, Qc.shape[0])
-    R = torch.zeros((L + Qc.shape[0] - 1, kc, c), dtype=torch.int64, device=K.device)
+    Bf = Qc.permute(2, 1, 0).to(torch.float64)  # (c, kdim, Lq)
+    C = torch.bmm(Af, Bf).to(torch.int64).reshape(c, L, kc, Lq)
+    R = torch.zeros((L + Lq - 1, kc, c), dtype=torch.int64, device=Kg.device)
     for a in range(L):
-        for e in range(Qc.shape[0]):
+        for e in range(Lq):
             R[a + e] += C[:, a, :, e].T
     return R
 
 
-def _sparse_vp(V, v_rows, idx, P, d, L_out) -> torch.Tensor:
-    """Raw digits (L_out, d, c) of V P on the candidates: sum_i V[:, idx[i, k]] P[i, k].  Each
-    limb pair's sum has at most kc <= max_len terms below 2^(2b) (exact in float64)."""
-    L, Lp = V.shape[0], P.shape[0]
-    kc, c = idx.shape
-    nr = v_rows.numel()
-    out = torch.zeros((L_out, d, c), dtype=torch.int64, device=V.device)
-    if nr == 0:
-        return out
-    Vg = V[:, v_rows.reshape(-1, 1, 1), idx.unsqueeze(0)]  # (L, nr, kc, c)
+def limb_vp(Vg: torch.Tensor, P: torch.Tensor, L_out: int) -> torch.Tensor:
+    """Raw digits (L_out, nr, c) of sum_i Vg[:, :, i, k] P[:, i, k] for gathered values Vg
+    (L, nr, kc, c) and probabilities P (Lp, kc, c).  Each limb pair's sum has at most kc <=
+    max_len terms below 2^(2b) (exact in float64)."""
+    L, nr, kc, c = Vg.shape
+    Lp = P.shape[0]
     Af = Vg.permute(3, 0, 1, 2).reshape(c, L * nr, kc).to(torch.float64)
     Bf = P.permute(2, 1, 0).to(torch.float64)  # (c, kc, Lp)
     C = torch.bmm(Af, Bf).to(torch.int64).reshape(c, L, nr, Lp)
-    acc = torch.zeros((L_out, nr, c), dtype=torch.int64, device=V.device)
+    acc = torch.zeros((L_out, nr, c), dtype=torch.int64, device=Vg.device)
     for a in range(L):
         for e in range(Lp):
             acc[a + e] += C[:, a, :, e].T
-    out[:, v_rows] = acc
-    return out
+    return acc
 
 
 def _arb_column(eng: _Engine, K, Q, col: int, m: int, rows: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
