@@ -13,7 +13,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .errors import Location
-from .fast_compact import exact_scores, head_compact, score_limbs
+from .fast_compact import antidiagonal_sums, exact_scores, head_compact, score_limbs
 from .fast_engine import _Engine, _PLayer
 from .fast_limbs import _U, Limbs, _carry_floor, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
@@ -285,11 +285,7 @@ def _batched_head(eng: _Engine, Ks, Kfs, Q, Vs, v_rows, li, hi, t0s, lmax, lens,
         Af = Vp.permute(0, 2, 3, 1).reshape(S, L * nr, Tmax).to(torch.float64)
         Bf = P.reshape(L_P + 1, Tmax, S, lmax).permute(2, 1, 3, 0).reshape(S, Tmax, lmax * (L_P + 1)).to(torch.float64)
         C = torch.bmm(Af, Bf).to(torch.int64).reshape(S, L, nr, lmax, L_P + 1)
-        acc = torch.zeros((L + L_P, nr, S, lmax), dtype=torch.int64, device=dev)
-        for a in range(L):
-            for e in range(L_P + 1):
-                acc[a + e] += C[:, a, :, :, e].permute(1, 0, 2)
-        R[:, v_rows] = acc
+        R[:, v_rows] = antidiagonal_sums(C.permute(1, 4, 2, 0, 3))
     names = eng.P.names
     out = eng.finish(
         R.reshape(L + L_P, d, S * lmax), eng.affine_shift, eng.M, L, lay, valid,
@@ -316,7 +312,7 @@ def _exact_columns(eng: _Engine, Ks, Q, A, causal, ok, P, li, hi, S, lmax) -> to
         todo = torch.nonzero(~ok & (seq_ok[col_seq] != checked)).flatten()
         for c0 in range(0, todo.numel(), 1024):
             ec = todo[c0 : c0 + 1024]
-            Kg = Kp[col_seq[ec]].permute(2, 3, 1, 0)  # (L, kdim, Tmax, c)
+            Kg = Kp[col_seq[ec]].to(torch.float64)  # (c, Tmax, L, kdim)
             R = exact_scores(Kg, Q[:, :, ec])
             if not checked:
                 P[:, :, ec] = eng.softmax(_carry_floor(R, b, L_S + 1), causal[:, ec], d_model, canonical=True)

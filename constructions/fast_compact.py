@@ -31,6 +31,7 @@ from .fast_softmax import exact_softmax
 from .numerics import softmax_column
 
 _CHUNK_ENTRIES = 1 << 15  # compacted entries (candidates x columns) per chunk
+_COLUMN_BLOCK = 256  # query columns per block of float scores
 _FAR_BITS = 66  # far: exp term below 2^-(F + 66) / m
 
 
@@ -75,20 +76,26 @@ def head_compact(eng: _Engine, K, Kf, Q, V, v_rows, causal, li, hi, s) -> torch.
     F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
     T, n = causal.shape
     kdim, d = Q.shape[1], V.shape[1]
-    Sf, delta, A = float_scores(Kf, Q, b, F, L)
-    if not scores_in_range(A, causal, kdim, L, F, eng.M):
-        return None
-    cand = candidate_entries(Sf, delta, causal, eng.P.model.d, F)
+    cand = torch.empty((T, n), dtype=torch.bool, device=dev)
+    for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
+        cs = slice(c0, c0 + _COLUMN_BLOCK)
+        Sf, delta, A = float_scores(Kf, Q[:, :, cs], b, F, L)
+        if not scores_in_range(A, causal[:, cs], kdim, L, F, eng.M):
+            return None
+        cand[:, cs] = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F)
     counts = cand.sum(0)
     m_full = causal.sum(0)
     L_P = Limbs(b).count(F + 2)
     R = torch.zeros((L + L_P, d, n), dtype=torch.int64, device=dev)
+    dense = int(counts.sum()) >= T  # many candidates: convert K and V to float64 once
+    Kt = K.permute(2, 0, 1).to(torch.float64) if dense else None  # (T, L, kdim)
+    Vt = V[:, v_rows].permute(2, 0, 1).to(torch.float64) if dense and v_rows.numel() else None
     for cols in _chunks(counts):
         kc = int(counts[cols].max())
         if kc == 0:
             continue
         idx, valid = _compact_rows(cand[:, cols], counts[cols], kc)
-        S = _carry_floor(exact_scores(K[:, :, idx], Q[:, :, cols]), b, score_limbs(eng) + 1)
+        S = _carry_floor(exact_scores(_gathered(K, Kt, idx), Q[:, :, cols]), b, score_limbs(eng) + 1)
 
         def arb_column(k: int, cols=cols, idx=idx, valid=valid) -> np.ndarray:
             return _arb_column(eng, K, Q, int(cols[k]), int(m_full[cols[k]]), idx[:, k], valid[:, k])
@@ -96,7 +103,7 @@ def head_compact(eng: _Engine, K, Kf, Q, V, v_rows, causal, li, hi, s) -> torch.
         P = exact_softmax(S, valid, eng.P.model.d, eng.P.prec, b, eng.arith.tie, True, m_full[cols], arb_column)
         P = torch.where(valid.unsqueeze(0), P, torch.zeros_like(P))
         if v_rows.numel():
-            R[:, v_rows.reshape(-1, 1), cols] = limb_vp(V[:, v_rows.reshape(-1, 1, 1), idx.unsqueeze(0)], P, L + L_P)
+            R[:, v_rows.reshape(-1, 1), cols] = limb_vp(_gathered(V, Vt, idx, v_rows), P, L + L_P)
     names = eng.P.names
     ones = torch.ones((1, 1, n), dtype=torch.bool, device=dev)
     return eng.finish(
@@ -138,37 +145,50 @@ def score_limbs(eng: _Engine) -> int:
     return Limbs(eng.b).count(eng.P.prec.p - 1 + eng.F + 2)
 
 
+def _gathered(X: torch.Tensor, Xt: torch.Tensor | None, idx: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """float64 digits (c, kc, L, r) of the columns idx[i, k] of X (L, r, T) (of its rows
+    ``rows`` when given), or of its float64 transpose Xt (T, L, r) (those rows) when given."""
+    if Xt is not None:
+        return Xt[idx.T]
+    G = X[:, :, idx.T] if rows is None else X[:, rows.reshape(-1, 1, 1), idx.T.unsqueeze(0)]
+    return G.permute(2, 3, 0, 1).to(torch.float64)
+
+
 def exact_scores(Kg: torch.Tensor, Qc: torch.Tensor) -> torch.Tensor:
-    """Raw digits (2L - 1, kc, c) of the exact scores Kg[:, :, i, k]^T Qc[:, :, k] for gathered
-    keys Kg (L, kdim, kc, c).  Each limb pair's sum over kdim is at most kdim 2^(2b) <= 2^53
-    (:class:`fast_limbs.Limbs`), so the float64 batched product is exact; the limb pairs are
-    added in int64 (the sums of ``fast_products._gemm``, grouped differently)."""
-    L, kdim, kc, c = Kg.shape
+    """Raw digits (2L - 1, kc, c) of the exact scores Kg[k, i]^T Qc[:, :, k] for gathered keys
+    Kg (c, kc, L, kdim) (float64 digits).  Each limb pair's sum over kdim is at most kdim
+    2^(2b) <= 2^53 (:class:`fast_limbs.Limbs`), so the float64 batched product is exact; the
+    limb pairs are added in int64 (the sums of ``fast_products._gemm``, grouped differently)."""
+    c, kc, L, kdim = Kg.shape
     Lq = Qc.shape[0]
-    Af = Kg.permute(3, 0, 2, 1).reshape(c, L * kc, kdim).to(torch.float64)
     Bf = Qc.permute(2, 1, 0).to(torch.float64)  # (c, kdim, Lq)
-    C = torch.bmm(Af, Bf).to(torch.int64).reshape(c, L, kc, Lq)
-    R = torch.zeros((L + Lq - 1, kc, c), dtype=torch.int64, device=Kg.device)
-    for a in range(L):
-        for e in range(Lq):
-            R[a + e] += C[:, a, :, e].T
-    return R
+    C = torch.bmm(Kg.reshape(c, kc * L, kdim), Bf).to(torch.int64).reshape(c, kc, L, Lq)
+    return antidiagonal_sums(C.permute(2, 3, 1, 0))
 
 
 def limb_vp(Vg: torch.Tensor, P: torch.Tensor, L_out: int) -> torch.Tensor:
-    """Raw digits (L_out, nr, c) of sum_i Vg[:, :, i, k] P[:, i, k] for gathered values Vg
-    (L, nr, kc, c) and probabilities P (Lp, kc, c).  Each limb pair's sum has at most kc <=
-    max_len terms below 2^(2b) (exact in float64)."""
-    L, nr, kc, c = Vg.shape
+    """Raw digits (L_out, nr, c) of sum_i Vg[k, i] P[:, i, k] for gathered values Vg
+    (c, kc, L, nr) (float64 digits) and probabilities P (Lp, kc, c).  Each limb pair's sum has
+    at most kc <= max_len terms below 2^(2b) (exact in float64)."""
+    c, kc, L, nr = Vg.shape
     Lp = P.shape[0]
-    Af = Vg.permute(3, 0, 1, 2).reshape(c, L * nr, kc).to(torch.float64)
-    Bf = P.permute(2, 1, 0).to(torch.float64)  # (c, kc, Lp)
-    C = torch.bmm(Af, Bf).to(torch.int64).reshape(c, L, nr, Lp)
-    acc = torch.zeros((L_out, nr, c), dtype=torch.int64, device=Vg.device)
-    for a in range(L):
-        for e in range(Lp):
-            acc[a + e] += C[:, a, :, e].T
+    Bf = P.permute(2, 0, 1).to(torch.float64)  # (c, Lp, kc)
+    C = torch.bmm(Bf, Vg.reshape(c, kc, L * nr)).to(torch.int64).reshape(c, Lp, L, nr)
+    acc = antidiagonal_sums(C.permute(2, 1, 3, 0))
+    if acc.shape[0] < L_out:
+        acc = torch.cat([acc, torch.zeros((L_out - acc.shape[0], nr, c), dtype=torch.int64, device=Vg.device)])
     return acc
+
+
+def antidiagonal_sums(C: torch.Tensor) -> torch.Tensor:
+    """R[k] = sum_(a + e = k) C[a, e] for C (La, Le, *shape) int64: raw limb sums of a product
+    whose limb pairs were formed separately (one index_add over the flattened pairs)."""
+    La, Le = C.shape[0], C.shape[1]
+    shape = tuple(C.shape[2:])
+    k = (torch.arange(La, device=C.device).reshape(-1, 1) + torch.arange(Le, device=C.device).reshape(1, -1)).reshape(-1)
+    R = torch.zeros((La + Le - 1, math.prod(shape)), dtype=torch.int64, device=C.device)
+    R.index_add_(0, k, C.reshape(La * Le, -1))
+    return R.reshape((La + Le - 1,) + shape)
 
 
 def _arb_column(eng: _Engine, K, Q, col: int, m: int, rows: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
