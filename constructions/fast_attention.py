@@ -36,7 +36,7 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
             Q = eng.checked_affine(head.W_Q, X, None, li, "attention.queries", hi, None, lay, valid)
             V = eng.checked_affine(head.W_V, X, None, li, "attention.values", hi, list(names), lay, valid)
         if _float_step(eng):
-            Ks, Kfs, Vs = _sequence_kv(eng, K, V, hi - 1, n_seq, lmax, lens, caches)
+            Ks, Kfs, Vs = _sequence_kv(eng, K, V, head.v_rows, hi - 1, n_seq, lmax, lens, caches)
             out = _batched_head(eng, Ks, Kfs, Q, Vs, head.v_rows, li, hi, t0s, lmax, lens, lay, valid)
             total = out if total is None else eng.add(total, out, li, "attention (sum of heads)", lay, valid)
             continue
@@ -44,7 +44,7 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
         for s in range(n_seq):
             n = lens[s]
             cols = slice(s * lmax, s * lmax + n)
-            Ks, Qs, Vs = K[:, :, cols], Q[:, :, cols], V[:, :, cols]
+            Ks, Qs, Vs = K[:, :, cols], Q[:, :, cols], V[:, head.v_rows][:, :, cols]
             if caches is not None:
                 Ks, Vs = _extend_cache(caches[s], hi - 1, Ks, Vs)
             Kf = caches[s][hi - 1].keys_float(eng.b, eng.F) if caches is not None else None
@@ -77,7 +77,8 @@ def _stacked_kqv(eng: _Engine, layer: _PLayer, X, li, lay, valid) -> list[torch.
 
 class KVCache:
     """One head's keys and values for one sequence: signed int64 digits ``(L, rows, T)`` in
-    buffers whose capacity doubles (appending a token copies nothing old, amortized O(1)), and
+    buffers whose capacity doubles (appending a token copies nothing old, amortized O(1)); of
+    the values only the rows W_V can make non-zero (``_PHead.v_rows``; the others are 0); and
     the keys' float64 reals ``(T, kdim)`` (:func:`fast_limbs._signed_to_float`, filled lazily)
     for the float scores.  No Python ints per entry."""
 
@@ -140,10 +141,11 @@ def _extend_cache(cache: list, h: int, K: torch.Tensor, V: torch.Tensor):
     return cache[h].extend(K, V)
 
 
-def head_one(eng: _Engine, K, Q, V, li, hi, s, t0, Kf=None, v_rows=None) -> torch.Tensor:
+def head_one(eng: _Engine, K, Q, Vr, li, hi, s, t0, Kf, v_rows) -> torch.Tensor:
     """One head (Def 3.1) on sequence ``s``: keys/values at positions 1..T, queries at t0+1..t0+n
     (Location positions relative to t0: the checker adds it).  ``Kf``: the keys' float64 reals
-    (a session's cache), ``v_rows``: the rows V can have non-zero (:mod:`fast_compact`)."""
+    (a session's cache); ``Vr`` (L, |v_rows|, T): the values' rows ``v_rows``, the only rows
+    W_V can make non-zero (the others are exactly 0: a cache holds only these)."""
     F, names = eng.F, eng.P.names
     T, n = K.shape[2], Q.shape[2]
     keypos = torch.arange(T, device=eng.dev).reshape(T, 1)
@@ -152,11 +154,11 @@ def head_one(eng: _Engine, K, Q, V, li, hi, s, t0, Kf=None, v_rows=None) -> torc
     if eng.arith.matmul == "round_once" and F > _FLOAT_SCORES_MAX_F:
         if Kf is None:
             Kf = _signed_to_float(K, eng.b, -F).T
-        if v_rows is None:
-            v_rows = torch.arange(V.shape[1], device=eng.dev)
-        out = head_compact(eng, K, Kf, Q, V, v_rows, causal, li, hi, s)
+        out = head_compact(eng, K, Kf, Q, Vr, v_rows, causal, li, hi, s)
         if out is not None:
             return out
+    V = torch.zeros((Vr.shape[0], eng.P.model.d, T), dtype=torch.int64, device=eng.dev)
+    V[:, v_rows] = Vr
     P = _probabilities(eng, K, Q, causal, li, hi, s)
     Rv, pc = eng.affine(V, P, None)
     pv = eng.product_value([(V, P, lambda s, c: c)]) if pc is not None else None
@@ -225,11 +227,12 @@ def _float_step(eng: _Engine) -> bool:
     return eng.arith.matmul == "round_once" and eng.F <= _FLOAT_SCORES_MAX_F
 
 
-def _sequence_kv(eng: _Engine, K, V, h, n_seq, lmax, lens, caches):
-    """Per sequence: all its keys (L, kdim, T), their float64 reals (T, kdim) and all its values
-    (L, d, T), after appending this pass's columns to its cache (sessions)."""
+def _sequence_kv(eng: _Engine, K, V, v_rows, h, n_seq, lmax, lens, caches):
+    """Per sequence: all its keys (L, kdim, T), their float64 reals (T, kdim) and all its values'
+    rows ``v_rows`` (L, |v_rows|, T), after appending this pass's columns to its cache (sessions)."""
     Ks, Kfs, Vs = [], [], []
     Kf_all = _signed_to_float(K, eng.b, -eng.F).T  # (n_seq lmax, kdim), one operator
+    V = V[:, v_rows]  # the rows W_V can make non-zero: all a cache holds
     for s in range(n_seq):
         cols = slice(s * lmax, s * lmax + lens[s])
         Kn, Vn, Kfn = K[:, :, cols], V[:, :, cols], Kf_all[cols]
@@ -247,7 +250,7 @@ def _sequence_kv(eng: _Engine, K, V, h, n_seq, lmax, lens, caches):
 def _batched_head(eng: _Engine, Ks, Kfs, Q, Vs, v_rows, li, hi, t0s, lmax, lens, lay, valid) -> torch.Tensor:
     """One head (Def 3.1) for many sequences at once (a batched prefill or decode step), under
     round_once with F <= 45: sequence s has keys/values at positions 1..T_s (``Ks[s]``, floats
-    ``Kfs[s]``, ``Vs[s]``) and queries Q[:, :, s lmax + q] at positions t0s[s] + q + 1,
+    ``Kfs[s]``, ``Vs[s]``: the values' rows ``v_rows``) and queries Q[:, :, s lmax + q] at positions t0s[s] + q + 1,
     q < lens[s].  Float64 scores by one batched GEMM with the error bound of
     :func:`fast_softmax._float_scores_softmax` (valid in any summation order) certify most
     columns; columns that do not (ties, near-midpoint entries) but whose scores are all proven
@@ -259,7 +262,7 @@ def _batched_head(eng: _Engine, Ks, Kfs, Q, Vs, v_rows, li, hi, t0s, lmax, lens,
     zeroed here, so the batched finish records nothing for it and its errors come in its own
     order).  (L, d, n_seq lmax)."""
     F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
-    S, kdim, d = len(Ks), Q.shape[1], Vs[0].shape[1]
+    S, kdim, d = len(Ks), Q.shape[1], eng.P.model.d
     lengths = torch.tensor([k.shape[2] for k in Ks], device=dev)
     Kfp = pad_sequence(Kfs, batch_first=True)  # (S, Tmax, kdim)
     Tmax = Kfp.shape[1]
@@ -281,7 +284,7 @@ def _batched_head(eng: _Engine, Ks, Kfs, Q, Vs, v_rows, li, hi, t0s, lmax, lens,
     R = torch.zeros((L + L_P, d, S, lmax), dtype=torch.int64, device=dev)
     nr = v_rows.numel()
     if nr:
-        Vp = pad_sequence([v[:, v_rows].permute(2, 0, 1) for v in Vs], batch_first=True)  # (S, Tmax, L, nr)
+        Vp = pad_sequence([v.permute(2, 0, 1) for v in Vs], batch_first=True)  # (S, Tmax, L, nr)
         Af = Vp.permute(0, 2, 3, 1).reshape(S, L * nr, Tmax).to(torch.float64)
         Bf = P.reshape(L_P + 1, Tmax, S, lmax).permute(2, 1, 3, 0).reshape(S, Tmax, lmax * (L_P + 1)).to(torch.float64)
         C = torch.bmm(Af, Bf).to(torch.int64).reshape(S, L, nr, lmax, L_P + 1)

@@ -69,13 +69,13 @@ def scores_in_range(A: torch.Tensor, causal: torch.Tensor, kdim: int, L: int, F:
     return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < float(M) * 2.0**-F * (1 - 4 * _U))
 
 
-def head_compact(eng: _Engine, K, Kf, Q, V, v_rows, causal, li, hi, s) -> torch.Tensor | None:
+def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, causal, li, hi, s) -> torch.Tensor | None:
     """The head's output (L, d, n) for keys K (L, kdim, T) (floats Kf (T, kdim)), queries Q
-    (L, kdim, n), values V (L, d, T) whose non-zero rows are among ``v_rows``; None when a
-    score may be out of range (the caller's dense path then reports it)."""
+    (L, kdim, n), values' rows ``v_rows`` Vr (L, |v_rows|, T) (the other rows are 0); None when
+    a score may be out of range (the caller's dense path then reports it)."""
     F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
     T, n = causal.shape
-    kdim, d = Q.shape[1], V.shape[1]
+    kdim, d = Q.shape[1], eng.P.model.d
     cand = torch.empty((T, n), dtype=torch.bool, device=dev)
     for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
         cs = slice(c0, c0 + _COLUMN_BLOCK)
@@ -89,7 +89,7 @@ def head_compact(eng: _Engine, K, Kf, Q, V, v_rows, causal, li, hi, s) -> torch.
     R = torch.zeros((L + L_P, d, n), dtype=torch.int64, device=dev)
     dense = int(counts.sum()) >= T  # many candidates: convert K and V to float64 once
     Kt = K.permute(2, 0, 1).to(torch.float64) if dense else None  # (T, L, kdim)
-    Vt = V[:, v_rows].permute(2, 0, 1).to(torch.float64) if dense and v_rows.numel() else None
+    Vt = Vr.permute(2, 0, 1).to(torch.float64) if dense and v_rows.numel() else None
     for cols in _chunks(counts):
         kc = int(counts[cols].max())
         if kc == 0:
@@ -103,7 +103,7 @@ def head_compact(eng: _Engine, K, Kf, Q, V, v_rows, causal, li, hi, s) -> torch.
         P = exact_softmax(S, valid, eng.P.model.d, eng.P.prec, b, eng.arith.tie, True, m_full[cols], arb_column)
         P = torch.where(valid.unsqueeze(0), P, torch.zeros_like(P))
         if v_rows.numel():
-            R[:, v_rows.reshape(-1, 1), cols] = limb_vp(_gathered(V, Vt, idx, v_rows), P, L + L_P)
+            R[:, v_rows.reshape(-1, 1), cols] = limb_vp(_gathered(Vr, Vt, idx), P, L + L_P)
     names = eng.P.names
     ones = torch.ones((1, 1, n), dtype=torch.bool, device=dev)
     return eng.finish(
@@ -145,13 +145,12 @@ def score_limbs(eng: _Engine) -> int:
     return Limbs(eng.b).count(eng.P.prec.p - 1 + eng.F + 2)
 
 
-def _gathered(X: torch.Tensor, Xt: torch.Tensor | None, idx: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-    """float64 digits (c, kc, L, r) of the columns idx[i, k] of X (L, r, T) (of its rows
-    ``rows`` when given), or of its float64 transpose Xt (T, L, r) (those rows) when given."""
+def _gathered(X: torch.Tensor, Xt: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor:
+    """float64 digits (c, kc, L, r) of the columns idx[i, k] of X (L, r, T), or of its float64
+    transpose Xt (T, L, r) when given."""
     if Xt is not None:
         return Xt[idx.T]
-    G = X[:, :, idx.T] if rows is None else X[:, rows.reshape(-1, 1, 1), idx.T.unsqueeze(0)]
-    return G.permute(2, 3, 0, 1).to(torch.float64)
+    return X[:, :, idx.T].permute(2, 3, 0, 1).to(torch.float64)
 
 
 def exact_scores(Kg: torch.Tensor, Qc: torch.Tensor) -> torch.Tensor:
