@@ -5,8 +5,8 @@ The reference's matching function is the head of ``evaluate_reference._Run.atten
 ``P[:, k] = R(softmax(K^T Q[:, k] / sqrt(d)))`` over keys 1..k, head output ``R(V P)``.
 
 Hard attention makes almost every entry of a column *far*: its exponential is below
-2^-(F+66) / m (m the column's entries), so it rounds to 0 and its mass is inside every budget of
-:func:`fast_softmax.exact_softmax` (see there).  Far entries are found from float64 scores with a
+2^-(F+66) / m (m the head's longest column), so it rounds to 0 and its mass is inside every
+budget of :func:`fast_softmax.exact_softmax` (see there).  Far entries are found from float64 scores with a
 rigorous error bound (:func:`candidate_entries`), without their exact digits; the other entries
 (*candidates*, a few per column) are gathered per column, sorted into chunks of columns with
 similar counts, and get exact scores (:func:`exact_scores`, exact float64 products of digits),
@@ -45,9 +45,13 @@ def float_scores(Kf: torch.Tensor, Q: torch.Tensor, b: int, F: int, L: int):
     return Kf @ Qf, A * (1.03 * (kdim + 2 * L) * _U), A
 
 
-def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int) -> torch.Tensor:
+def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int, m_ref: int) -> torch.Tensor:
     """Causal entries that are not proven far: far when a lower bound of the true gap
-    (s_max - s_j) / sqrt(d) exceeds (F + 66) ln 2 + ln m, i.e. exp term < 2^-(F+66) / m.
+    (s_max - s_j) / sqrt(d) exceeds (F + 66) ln 2 + ln m_ref, i.e. exp term < 2^-(F+66) / m_ref.
+    ``m_ref``: at least the entry count of every column that shares an ``exact_softmax`` call
+    with these (the head's longest column), so a far entry is below the u = 2^-(24 L) >
+    2^-(F+66) / m_max of any :mod:`softmax_fixed` plan for those columns, and below
+    ``fast_softmax._negligible_gap``'s 2^-(F+40) / m of its own column.
 
     s_max >= lo := max_i (Sf_i - delta_i) and s_j <= Sf_j + delta_j, so the gap is at least
     lo - Sf_j - delta_j; the three float operations err by at most 4u (|lo| + |Sf_j| +
@@ -56,8 +60,7 @@ def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tenso
     lo = torch.where(causal, Sf - delta, neg_inf).amax(0, keepdim=True)
     gap = (lo - (Sf + delta)) - 4 * _U * (lo.abs() + Sf.abs() + delta)
     x_low = gap * (1.0 / math.sqrt(d)) * (1 - 1e-9)
-    m = causal.sum(0, keepdim=True).clamp(min=1).to(torch.float64)
-    far = x_low > (F + _FAR_BITS) * math.log(2.0) + torch.log(m) + 1e-6
+    far = x_low > (F + _FAR_BITS) * math.log(2.0) + math.log(max(1, m_ref)) + 1e-6
     return causal & ~far
 
 
@@ -77,14 +80,15 @@ def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, causal, li, hi, s) -> torch
     T, n = causal.shape
     kdim, d = Q.shape[1], eng.P.model.d
     cand = torch.empty((T, n), dtype=torch.bool, device=dev)
+    m_full = causal.sum(0)
+    m_ref = int(m_full.max()) if n else 1
     for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
         cs = slice(c0, c0 + _COLUMN_BLOCK)
         Sf, delta, A = float_scores(Kf, Q[:, :, cs], b, F, L)
         if not scores_in_range(A, causal[:, cs], kdim, L, F, eng.M):
             return None
-        cand[:, cs] = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F)
+        cand[:, cs] = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F, m_ref)
     counts = cand.sum(0)
-    m_full = causal.sum(0)
     L_P = Limbs(b).count(F + 2)
     R = torch.zeros((L + L_P, d, n), dtype=torch.int64, device=dev)
     dense = int(counts.sum()) >= T  # many candidates: convert K and V to float64 once

@@ -54,9 +54,9 @@ def exact_softmax(
 
     Compacted columns (:func:`candidate_entries`): ``causal`` marks the entries present in S,
     ``m_full`` (n,) the column's true entry count (the others are proven far: each exp term
-    below 2^-(F+66) / m_full, so they round to 0, and with m_full in every bound the budgets of
-    :func:`_float_softmax` (negligible entries) and :mod:`softmax_fixed` (far entries, each
-    below its u >= 2^-(F+65) / m_full) cover them), and ``arb_column(k)`` the arb fallback of
+    below 2^-(F+66) / m_ref, m_ref >= every m_full here, so they round to 0, and with m_full in
+    every bound the budgets of :func:`_float_softmax` (negligible entries) and
+    :mod:`softmax_fixed` (far entries, each below its u > 2^-(F+66) / max m_full) cover them), and ``arb_column(k)`` the arb fallback of
     column k (``numerics.softmax_column`` of its whole column, as its present entries)."""
     F, dev = prec.F, S.device
     T, n = causal.shape

@@ -28,8 +28,8 @@ def _spy_left_out(monkeypatch) -> list[int]:
     seen: list[int] = []
     orig = fc.candidate_entries
 
-    def spy(Sf, delta, causal, d, F):
-        cand = orig(Sf, delta, causal, d, F)
+    def spy(Sf, delta, causal, d, F, m_ref):
+        cand = orig(Sf, delta, causal, d, F, m_ref)
         seen.append(int((causal & ~cand).sum()))
         return cand
 
@@ -54,10 +54,10 @@ def test_dfs_chain_at_p101_equals_reference(monkeypatch):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([46, 50, 54]), st.integers(1, 40))
-def test_far_entries_are_far(seed, F, T):
-    """Every entry candidate_entries leaves out has exp((s_j - s_max) / sqrt(d)) < 2^-(F+66)/m
-    for the exact scores (checked with rationals; ln bounds with a 1e-12 margin), whatever the
+@given(st.integers(0, 2**32 - 1), st.sampled_from([46, 50, 54]), st.integers(1, 40), st.integers(0, 5000))
+def test_far_entries_are_far(seed, F, T, extra):
+    """Every entry candidate_entries leaves out has exp((s_j - s_max) / sqrt(d)) < 2^-(F+66) /
+    m_ref (m_ref >= the column's length, as for the head's longest column) for the exact scores (checked with rationals; ln bounds with a 1e-12 margin), whatever the
     float scores' error within delta."""
     rng = random.Random(seed)
     d = rng.choice([4, 16, 64])
@@ -67,9 +67,10 @@ def test_far_entries_are_far(seed, F, T):
     Sf = torch.tensor([[float(s + dl * Fraction(rng.randrange(-100, 101), 100))] for s, dl in zip(exact, delta)], dtype=torch.float64)
     dt = torch.tensor([[float(dl)] for dl in delta], dtype=torch.float64)
     causal = torch.ones((T, 1), dtype=torch.bool)
-    cand = fc.candidate_entries(Sf, dt, causal, d, F)
+    m_ref = T + extra
+    cand = fc.candidate_entries(Sf, dt, causal, d, F, m_ref)
     smax = max(exact)
-    limit = (F + 66) * math.log(2) + math.log(T)
+    limit = (F + 66) * math.log(2) + math.log(m_ref)
     for j in range(T):
         if not bool(cand[j, 0]):
             assert float(smax - exact[j]) / math.sqrt(d) > limit * (1 - 1e-12)
