@@ -146,15 +146,16 @@ def row_hybrid(n: int, device: str) -> None:
 
 
 def _find_gemm():
-    """The fast evaluator's exact limb GEMM and Limbs, wherever the engine keeps them."""
-    for name in ("constructions.evaluate_fast", "constructions.fast_limbs", "constructions.limb_arithmetic",
-                 "constructions.fast.limbs", "constructions.limbs"):
+    """The fast evaluator's exact limb GEMM and Limbs, wherever the engine keeps them (today
+    ``fast_products._gemm`` and ``fast_limbs.Limbs``; one module holding both also works)."""
+    for gname, lname in (("constructions.fast_products", "constructions.fast_limbs"),
+                         ("constructions.evaluate_fast", "constructions.evaluate_fast")):
         try:
-            mod = importlib.import_module(name)
+            gmod, lmod = importlib.import_module(gname), importlib.import_module(lname)
         except ImportError:
             continue
-        if hasattr(mod, "_gemm") and hasattr(mod, "Limbs"):
-            return mod._gemm, mod.Limbs
+        if hasattr(gmod, "_gemm") and hasattr(lmod, "Limbs"):
+            return gmod._gemm, lmod.Limbs
     return None, None
 
 
