@@ -13,7 +13,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .errors import Location
-from .fast_compact import antidiagonal_sums, exact_scores, head_compact, score_limbs
+from .fast_compact import antidiagonal_sums, exact_scores, finish_head, head_compact, plan_head, score_limbs, softmax_plans
 from .fast_engine import _Engine, _PLayer
 from .fast_limbs import _U, Limbs, _carry_floor, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
@@ -28,6 +28,8 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
     lay, valid = eng.layer_locs(n_seq, lmax, lens)
     total = None
     kqv = _stacked_kqv(eng, layer, X, li, lay, valid)
+    if kqv is not None and n_seq == 1 and lens[0] == lmax and _compact_step(eng):
+        return _compact_layer(eng, layer, kqv, li, lens[0], t0s[0], caches, lay, valid)
     for hi, head in enumerate(layer.heads, start=1):
         if kqv is not None:
             K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
@@ -55,6 +57,43 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
             total = eng.add(total, out, li, "attention (sum of heads)", lay, valid)
     if total is None:
         total = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
+    return total
+
+
+def _compact_step(eng: _Engine) -> bool:
+    """Heads take :mod:`fast_compact` (round_once, F too large for float-certified columns)."""
+    return eng.arith.matmul == "round_once" and eng.F > _FLOAT_SCORES_MAX_F
+
+
+def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, valid) -> torch.Tensor:
+    """Sum of heads for one sequence (a session pass or a full pass), every head on compacted
+    columns: all heads' candidate keys and exact scores first, their softmax side by side
+    (:func:`fast_compact.softmax_plans`: nothing is range-checked before the head outputs),
+    then each head's output and the running sum in the reference's order.  A head whose scores
+    may be out of range takes :func:`head_one` (the dense path, range-checked) in its turn."""
+    F, d = eng.F, eng.P.model.d
+    work = []
+    for hi, head in enumerate(layer.heads, start=1):
+        K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
+        Ks, Vs = K[:, :, :n], V[:, head.v_rows][:, :, :n]
+        if caches is not None:
+            Ks, Vs = _extend_cache(caches[0], hi - 1, Ks, Vs)
+            Kf = caches[0][hi - 1].keys_float(eng.b, F)
+        else:
+            Kf = _signed_to_float(Ks, eng.b, -F).T
+        T = Ks.shape[2]
+        causal = torch.arange(T, device=eng.dev).reshape(T, 1) <= (t0 + torch.arange(n, device=eng.dev)).reshape(1, n)
+        work.append((hi, head, Ks, Q[:, :, :n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, :n], causal)))
+    softmax_plans(eng, [w[-1] for w in work if w[-1] is not None])
+    total = None
+    for hi, head, Ks, Qs, Vs, Kf, plan in work:
+        if plan is not None:
+            out = finish_head(eng, plan, Vs, head.v_rows, li, hi, 0)
+        else:
+            out = head_one(eng, Ks, Qs, Vs, li, hi, 0, t0, Kf, head.v_rows)
+        total = out if total is None else eng.add(total, out, li, "attention (sum of heads)", lay, valid)
+    if total is None:
+        total = torch.zeros((eng.P.L, d, n), dtype=torch.int64, device=eng.dev)
     return total
 
 

@@ -19,6 +19,8 @@ check to report); otherwise the caller takes the dense path.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -72,13 +74,45 @@ def scores_in_range(A: torch.Tensor, causal: torch.Tensor, kdim: int, L: int, F:
     return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < float(M) * 2.0**-F * (1 - 4 * _U))
 
 
+@dataclass
+class _Chunk:
+    """Compacted columns ``cols`` of one head: candidate keys ``idx`` (kc, c) (``valid``), their
+    exact scores ``S`` (canonical digits), the columns' true entry counts, the arb fallback."""
+
+    cols: torch.Tensor
+    idx: torch.Tensor
+    valid: torch.Tensor
+    S: torch.Tensor
+    m_full: torch.Tensor
+    arb: Callable[[int], np.ndarray]
+
+
+@dataclass
+class HeadPlan:
+    """One head's compacted columns (:func:`plan_head`), waiting for their softmax."""
+
+    chunks: list[_Chunk]
+    n: int
+    P: list[torch.Tensor] | None = None
+
+
 def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, causal, li, hi, s) -> torch.Tensor | None:
     """The head's output (L, d, n) for keys K (L, kdim, T) (floats Kf (T, kdim)), queries Q
     (L, kdim, n), values' rows ``v_rows`` Vr (L, |v_rows|, T) (the other rows are 0); None when
     a score may be out of range (the caller's dense path then reports it)."""
+    plan = plan_head(eng, K, Kf, Q, causal)
+    if plan is None:
+        return None
+    softmax_plans(eng, [plan])
+    return finish_head(eng, plan, Vr, v_rows, li, hi, s)
+
+
+def plan_head(eng: _Engine, K, Kf, Q, causal) -> HeadPlan | None:
+    """Float scores, candidate keys and their exact scores, chunked; None when a score may be
+    out of range.  Nothing is recorded (no range check is needed, none is done)."""
     F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
     T, n = causal.shape
-    kdim, d = Q.shape[1], eng.P.model.d
+    kdim = Q.shape[1]
     cand = torch.empty((T, n), dtype=torch.bool, device=dev)
     m_full = causal.sum(0)
     m_ref = int(m_full.max()) if n else 1
@@ -89,11 +123,9 @@ def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, causal, li, hi, s) -> torch
             return None
         cand[:, cs] = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F, m_ref)
     counts = cand.sum(0)
-    L_P = Limbs(b).count(F + 2)
-    R = torch.zeros((L + L_P, d, n), dtype=torch.int64, device=dev)
-    dense = int(counts.sum()) >= T  # many candidates: convert K and V to float64 once
+    dense = int(counts.sum()) >= T  # many candidates: convert K to float64 once
     Kt = K.permute(2, 0, 1).to(torch.float64) if dense else None  # (T, L, kdim)
-    Vt = Vr.permute(2, 0, 1).to(torch.float64) if dense and v_rows.numel() else None
+    chunks = []
     for cols in _chunks(counts):
         kc = int(counts[cols].max())
         if kc == 0:
@@ -104,10 +136,82 @@ def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, causal, li, hi, s) -> torch
         def arb_column(k: int, cols=cols, idx=idx, valid=valid) -> np.ndarray:
             return _arb_column(eng, K, Q, int(cols[k]), int(m_full[cols[k]]), idx[:, k], valid[:, k])
 
-        P = exact_softmax(S, valid, eng.P.model.d, eng.P.prec, b, eng.arith.tie, True, m_full[cols], arb_column)
-        P = torch.where(valid.unsqueeze(0), P, torch.zeros_like(P))
-        if v_rows.numel():
-            R[:, v_rows.reshape(-1, 1), cols] = limb_vp(_gathered(Vr, Vt, idx), P, L + L_P)
+        chunks.append(_Chunk(cols, idx, valid, S, m_full[cols], arb_column))
+    return HeadPlan(chunks, n)
+
+
+def softmax_plans(eng: _Engine, plans: list[HeadPlan]) -> None:
+    """:func:`fast_softmax.exact_softmax` of every chunk of the given heads, chunks of similar
+    size side by side in one call (columns are independent; the heads of one layer of one
+    sequence share the causal mask, hence m_ref of :func:`candidate_entries`); fills plan.P."""
+    chunks = [(pi, ci, ch) for pi, pl in enumerate(plans) for ci, ch in enumerate(pl.chunks)]
+    for pl in plans:
+        pl.P = [None] * len(pl.chunks)
+    chunks.sort(key=lambda t: t[2].idx.shape[0])
+    start = 0
+    while start < len(chunks):
+        end, width = start + 1, chunks[start][2].idx.shape[1]
+        while end < len(chunks):
+            kc, w = chunks[end][2].idx.shape[0], chunks[end][2].idx.shape[1]
+            if kc * (width + w) > _CHUNK_ENTRIES:
+                break
+            width += w
+            end += 1
+        group = [t[2] for t in chunks[start:end]]
+        for (pi, ci, _), P in zip(chunks[start:end], _softmax_group(eng, group)):
+            plans[pi].P[ci] = P
+        start = end
+
+
+def _softmax_group(eng: _Engine, group: list[_Chunk]) -> list[torch.Tensor]:
+    """One exact_softmax over the chunks' columns side by side (rows padded, masked)."""
+    if len(group) == 1:
+        S, valid, m_full, arbs = group[0].S, group[0].valid, group[0].m_full, [group[0].arb]
+        offs = [0]
+    else:
+        kc = max(ch.idx.shape[0] for ch in group)
+
+        def pad(x: torch.Tensor, rows_dim: int) -> torch.Tensor:
+            extra = kc - x.shape[rows_dim]
+            if not extra:
+                return x
+            shape = list(x.shape)
+            shape[rows_dim] = extra
+            return torch.cat([x, torch.zeros(shape, dtype=x.dtype, device=x.device)], dim=rows_dim)
+
+        S = torch.cat([pad(ch.S, 1) for ch in group], dim=2)
+        valid = torch.cat([pad(ch.valid, 0) for ch in group], dim=1)
+        m_full = torch.cat([ch.m_full for ch in group])
+        offs, o = [], 0
+        for ch in group:
+            offs.append(o)
+            o += ch.idx.shape[1]
+        arbs = [ch.arb for ch in group]
+
+    def arb_column(k: int) -> np.ndarray:
+        g = max(i for i, o in enumerate(offs) if o <= k)
+        vals = arbs[g](k - offs[g])
+        out = np.zeros((valid.shape[0],), dtype=object)
+        out[: vals.shape[0]] = vals
+        return out
+
+    P = exact_softmax(S, valid, eng.P.model.d, eng.P.prec, eng.b, eng.arith.tie, True, m_full, arb_column)
+    P = torch.where(valid.unsqueeze(0), P, torch.zeros_like(P))
+    return [P[:, : ch.idx.shape[0], o : o + ch.idx.shape[1]] for ch, o in zip(group, offs)]
+
+
+def finish_head(eng: _Engine, plan: HeadPlan, Vr, v_rows, li, hi, s) -> torch.Tensor:
+    """V P on the candidates and the head output's finish (its range check: the reference's
+    ``R(V P)`` of head hi)."""
+    F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
+    n, d = plan.n, eng.P.model.d
+    L_P = Limbs(b).count(F + 2)
+    R = torch.zeros((L + L_P, d, n), dtype=torch.int64, device=dev)
+    if v_rows.numel():
+        total = sum(int(ch.valid.sum()) for ch in plan.chunks)
+        Vt = Vr.permute(2, 0, 1).to(torch.float64) if total >= Vr.shape[2] else None
+        for ch, P in zip(plan.chunks, plan.P):
+            R[:, v_rows.reshape(-1, 1), ch.cols] = limb_vp(_gathered(Vr, Vt, ch.idx), P, L + L_P)
     names = eng.P.names
     ones = torch.ones((1, 1, n), dtype=torch.bool, device=dev)
     return eng.finish(
