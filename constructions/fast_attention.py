@@ -28,7 +28,7 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
     lay, valid = eng.layer_locs(n_seq, lmax, lens)
     total = None
     kqv = _stacked_kqv(eng, layer, X, li, lay, valid)
-    if kqv is not None and n_seq == 1 and lens[0] == lmax and _compact_step(eng):
+    if kqv is not None and n_seq == 1 and lens[0] == lmax and eng.arith.matmul == "round_once":
         return _compact_layer(eng, layer, kqv, li, lens[0], t0s[0], caches, lay, valid)
     for hi, head in enumerate(layer.heads, start=1):
         if kqv is not None:
@@ -60,14 +60,10 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
     return total
 
 
-def _compact_step(eng: _Engine) -> bool:
-    """Heads take :mod:`fast_compact` (round_once, F too large for float-certified columns)."""
-    return eng.arith.matmul == "round_once" and eng.F > _FLOAT_SCORES_MAX_F
-
-
 def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, valid) -> torch.Tensor:
-    """Sum of heads for one sequence (a session pass or a full pass), every head on compacted
-    columns: all heads' candidate keys and exact scores first, their softmax side by side
+    """Sum of heads for one sequence (a session pass or a full pass; round_once, any F), every
+    head on compacted columns (:mod:`fast_compact`; cheaper than float-certified dense columns
+    even at F <= 45, where the exact softmax of the few candidates mostly certifies in float64): all heads' candidate keys and exact scores first, their softmax side by side
     (:func:`fast_compact.softmax_plans`: nothing is range-checked before the head outputs),
     then each head's output and the running sum in the reference's order.  A head whose scores
     may be out of range takes :func:`head_one` (the dense path, range-checked) in its turn."""
