@@ -5,7 +5,7 @@ Rows, all measured in one run (threads pinned to ``--threads``, default 1), ever
 * ``dfs``: Thm 4.7's DFS Transformer, one uniform random tree per n (default n = 256, 512,
   1024), exact greedy decode through ``FastEvaluator(device=...).session``; the chain must be
   Algorithm 1's tour and answer (``proofs_check.algorithms.cot_algorithm1``).  Prints seconds,
-  tokens and tokens/s per n and the fitted cost exponent e in ``time ~ n^e``
+  tokens and tokens/s per n (and the process's CPU time, the steadier figure on a shared machine) and the fitted cost exponent e in ``time ~ n^e``
   (least squares on log time vs log n over the measured rows).
 * ``batch``: ``--graphs`` random graphs (default 1000; half trees, half a tree with one edge
   rewired, so both answers occur) at n = 16 through the DFS Transformer, one batch session
@@ -88,11 +88,13 @@ def row_dfs(sizes: Sequence[int], device: str) -> None:
     for n in sizes:
         model, g = dfs_transformer(n), random_tree(random.Random(n), n)
         ev = FastEvaluator(device=device)
+        c0 = time.process_time()
         res, s = timed(lambda: chain_of_thought(ev.session(model, g.tokens()), cot_bound(n)), device)
+        cpu = time.process_time() - c0  # this process's CPU time: robust on a shared machine
         _check(res.generated == cot_algorithm1(g), f"4.7 at n={n}: the chain is not Algorithm 1's")
         ns.append(n), secs.append(s)
         print(f"dfs     n={n:5d} p={model.p} exact {device}: {s:9.2f} s  {len(res.generated)} tokens "
-              f"({len(res.generated) / s:.1f} tokens/s)", flush=True)
+              f"({len(res.generated) / s:.1f} tokens/s), cpu time {cpu:.2f} s", flush=True)
     e = fit_exponent(ns, secs)
     if e is not None:
         print(f"dfs     cost exponent: time ~ n^{e:.2f} over n = {', '.join(map(str, ns))}", flush=True)
@@ -146,15 +148,16 @@ def row_hybrid(n: int, device: str) -> None:
 
 
 def _find_gemm():
-    """The fast evaluator's exact limb GEMM and Limbs, wherever the engine keeps them."""
-    for name in ("constructions.evaluate_fast", "constructions.fast_limbs", "constructions.limb_arithmetic",
-                 "constructions.fast.limbs", "constructions.limbs"):
+    """The fast evaluator's exact limb GEMM and Limbs, wherever the engine keeps them (today
+    ``fast_products._gemm`` and ``fast_limbs.Limbs``; one module holding both also works)."""
+    for gname, lname in (("constructions.fast_products", "constructions.fast_limbs"),
+                         ("constructions.evaluate_fast", "constructions.evaluate_fast")):
         try:
-            mod = importlib.import_module(name)
+            gmod, lmod = importlib.import_module(gname), importlib.import_module(lname)
         except ImportError:
             continue
-        if hasattr(mod, "_gemm") and hasattr(mod, "Limbs"):
-            return mod._gemm, mod.Limbs
+        if hasattr(gmod, "_gemm") and hasattr(lmod, "Limbs"):
+            return gmod._gemm, lmod.Limbs
     return None, None
 
 

@@ -13,6 +13,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .errors import Location
+from .fast_compact import antidiagonal_sums, exact_scores, finish_head, head_compact, plan_head, score_limbs, softmax_plans
 from .fast_engine import _Engine, _PLayer
 from .fast_limbs import _U, Limbs, _carry_floor, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
@@ -27,6 +28,8 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
     lay, valid = eng.layer_locs(n_seq, lmax, lens)
     total = None
     kqv = _stacked_kqv(eng, layer, X, li, lay, valid)
+    if kqv is not None and n_seq == 1 and lens[0] == lmax and eng.arith.matmul == "round_once":
+        return _compact_layer(eng, layer, kqv, li, lens[0], t0s[0], caches, lay, valid)
     for hi, head in enumerate(layer.heads, start=1):
         if kqv is not None:
             K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
@@ -34,25 +37,59 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
             K = eng.checked_affine(head.W_K, X, None, li, "attention.keys", hi, None, lay, valid)
             Q = eng.checked_affine(head.W_Q, X, None, li, "attention.queries", hi, None, lay, valid)
             V = eng.checked_affine(head.W_V, X, None, li, "attention.values", hi, list(names), lay, valid)
-        if caches is not None and lmax == 1 and n_seq > 1 and _float_step(eng):
-            pairs = [_extend_cache(caches[s], hi - 1, K[:, :, s : s + 1], V[:, :, s : s + 1]) for s in range(n_seq)]
-            out = _decode_step_head(eng, [k for k, _ in pairs], Q, [v for _, v in pairs], li, hi, t0s)
+        if _float_step(eng):
+            Ks, Kfs, Vs = _sequence_kv(eng, K, V, head.v_rows, hi - 1, n_seq, lmax, lens, caches)
+            out = _batched_head(eng, Ks, Kfs, Q, Vs, head.v_rows, li, hi, t0s, lmax, lens, lay, valid)
             total = out if total is None else eng.add(total, out, li, "attention (sum of heads)", lay, valid)
             continue
         out = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
         for s in range(n_seq):
             n = lens[s]
             cols = slice(s * lmax, s * lmax + n)
-            Ks, Qs, Vs = K[:, :, cols], Q[:, :, cols], V[:, :, cols]
+            Ks, Qs, Vs = K[:, :, cols], Q[:, :, cols], V[:, head.v_rows][:, :, cols]
             if caches is not None:
                 Ks, Vs = _extend_cache(caches[s], hi - 1, Ks, Vs)
-            out[:, :, cols] = head_one(eng, Ks, Qs, Vs, li, hi, s, t0s[s])
+            Kf = caches[s][hi - 1].keys_float(eng.b, eng.F) if caches is not None else None
+            out[:, :, cols] = head_one(eng, Ks, Qs, Vs, li, hi, s, t0s[s], Kf, head.v_rows)
         if total is None:
             total = out
         else:
             total = eng.add(total, out, li, "attention (sum of heads)", lay, valid)
     if total is None:
         total = torch.zeros((eng.P.L, d, n_seq * lmax), dtype=torch.int64, device=eng.dev)
+    return total
+
+
+def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, valid) -> torch.Tensor:
+    """Sum of heads for one sequence (a session pass or a full pass; round_once, any F), every
+    head on compacted columns (:mod:`fast_compact`; cheaper than float-certified dense columns
+    even at F <= 45, where the exact softmax of the few candidates mostly certifies in float64): all heads' candidate keys and exact scores first, their softmax side by side
+    (:func:`fast_compact.softmax_plans`: nothing is range-checked before the head outputs),
+    then each head's output and the running sum in the reference's order.  A head whose scores
+    may be out of range takes :func:`head_one` (the dense path, range-checked) in its turn."""
+    F, d = eng.F, eng.P.model.d
+    work = []
+    for hi, head in enumerate(layer.heads, start=1):
+        K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
+        Ks, Vs = K[:, :, :n], V[:, head.v_rows][:, :, :n]
+        if caches is not None:
+            Ks, Vs = _extend_cache(caches[0], hi - 1, Ks, Vs)
+            Kf = caches[0][hi - 1].keys_float(eng.b, F)
+        else:
+            Kf = _signed_to_float(Ks, eng.b, -F).T
+        T = Ks.shape[2]
+        causal = torch.arange(T, device=eng.dev).reshape(T, 1) <= (t0 + torch.arange(n, device=eng.dev)).reshape(1, n)
+        work.append((hi, head, Ks, Q[:, :, :n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, :n], causal)))
+    softmax_plans(eng, [w[-1] for w in work if w[-1] is not None])
+    total = None
+    for hi, head, Ks, Qs, Vs, Kf, plan in work:
+        if plan is not None:
+            out = finish_head(eng, plan, Vs, head.v_rows, li, hi, 0)
+        else:
+            out = head_one(eng, Ks, Qs, Vs, li, hi, 0, t0, Kf, head.v_rows)
+        total = out if total is None else eng.add(total, out, li, "attention (sum of heads)", lay, valid)
+    if total is None:
+        total = torch.zeros((eng.P.L, d, n), dtype=torch.int64, device=eng.dev)
     return total
 
 
@@ -73,23 +110,90 @@ def _stacked_kqv(eng: _Engine, layer: _PLayer, X, li, lay, valid) -> list[torch.
     return parts
 
 
+class KVCache:
+    """One head's keys and values for one sequence: signed int64 digits ``(L, rows, T)`` in
+    buffers whose capacity doubles (appending a token copies nothing old, amortized O(1)); of
+    the values only the rows W_V can make non-zero (``_PHead.v_rows``; the others are 0); and
+    the keys' float64 reals ``(T, kdim)`` (:func:`fast_limbs._signed_to_float`, filled lazily)
+    for the float scores.  No Python ints per entry."""
+
+    def __init__(self) -> None:
+        self.K: torch.Tensor | None = None
+        self.V: torch.Tensor | None = None
+        self.Kf: torch.Tensor | None = None
+        self.n = 0  # positions held
+        self.nf = 0  # positions with their float keys computed
+
+    def extend(self, K: torch.Tensor, V: torch.Tensor, Kf: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new columns (``Kf``: their float keys, (t, kdim), if already computed);
+        (all K, all V) as views."""
+        t = K.shape[2]
+        need = self.n + t
+        if self.K is None or need > self.K.shape[2]:
+            cap = max(need, 2 * (self.K.shape[2] if self.K is not None else 0), 16)
+            self.K = _grow(self.K, self.n, K, cap)
+            self.V = _grow(self.V, self.n, V, cap)
+        self.K[:, :, self.n : need] = K
+        self.V[:, :, self.n : need] = V
+        if Kf is not None and self.nf == self.n:
+            if self.Kf is None or self.Kf.shape[0] < self.K.shape[2]:
+                self._grow_float()
+            self.Kf[self.n : need] = Kf
+            self.nf = need
+        self.n = need
+        return self.K[:, :, :need], self.V[:, :, :need]
+
+    def _grow_float(self) -> None:
+        Kf = torch.empty((self.K.shape[2], self.K.shape[1]), dtype=torch.float64, device=self.K.device)
+        if self.Kf is not None:
+            Kf[: self.nf] = self.Kf[: self.nf]
+        self.Kf = Kf
+
+    def keys_float(self, b: int, F: int) -> torch.Tensor:
+        """(T, kdim) float64 reals of the keys (K 2^-F), relative error <= (L - 1) u."""
+        if self.Kf is None or self.Kf.shape[0] < self.K.shape[2]:
+            self._grow_float()
+        if self.nf < self.n:
+            self.Kf[self.nf : self.n] = _signed_to_float(self.K[:, :, self.nf : self.n], b, -F).T
+            self.nf = self.n
+        return self.Kf[: self.n]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.K, self.V, self.Kf) if t is not None)
+
+
+def _grow(old: torch.Tensor | None, n: int, like: torch.Tensor, cap: int) -> torch.Tensor:
+    buf = torch.zeros(like.shape[:2] + (cap,), dtype=like.dtype, device=like.device)
+    if old is not None and n:
+        buf[:, :, :n] = old[:, :, :n]
+    return buf
+
+
 def _extend_cache(cache: list, h: int, K: torch.Tensor, V: torch.Tensor):
     """Append the new key/value columns of head h to a sequence's cache; (all K, all V)."""
-    if cache[h] is not None:
-        K = torch.cat([cache[h][0], K], dim=2)
-        V = torch.cat([cache[h][1], V], dim=2)
-    cache[h] = [K, V]
-    return K, V
+    if cache[h] is None:
+        cache[h] = KVCache()
+    return cache[h].extend(K, V)
 
 
-def head_one(eng: _Engine, K, Q, V, li, hi, s, t0) -> torch.Tensor:
+def head_one(eng: _Engine, K, Q, Vr, li, hi, s, t0, Kf, v_rows) -> torch.Tensor:
     """One head (Def 3.1) on sequence ``s``: keys/values at positions 1..T, queries at t0+1..t0+n
-    (Location positions relative to t0: the checker adds it)."""
+    (Location positions relative to t0: the checker adds it).  ``Kf``: the keys' float64 reals
+    (a session's cache); ``Vr`` (L, |v_rows|, T): the values' rows ``v_rows``, the only rows
+    W_V can make non-zero (the others are exactly 0: a cache holds only these)."""
     F, names = eng.F, eng.P.names
     T, n = K.shape[2], Q.shape[2]
     keypos = torch.arange(T, device=eng.dev).reshape(T, 1)
     qpos = (t0 + torch.arange(n, device=eng.dev)).reshape(1, n)
     causal = keypos <= qpos  # (T, n): key j is seen by query k iff j <= k (mask C)
+    if eng.arith.matmul == "round_once" and F > _FLOAT_SCORES_MAX_F:
+        if Kf is None:
+            Kf = _signed_to_float(K, eng.b, -F).T
+        out = head_compact(eng, K, Kf, Q, Vr, v_rows, causal, li, hi, s)
+        if out is not None:
+            return out
+    V = torch.zeros((Vr.shape[0], eng.P.model.d, T), dtype=torch.int64, device=eng.dev)
+    V[:, v_rows] = Vr
     P = _probabilities(eng, K, Q, causal, li, hi, s)
     Rv, pc = eng.affine(V, P, None)
     pv = eng.product_value([(V, P, lambda s, c: c)]) if pc is not None else None
@@ -158,40 +262,109 @@ def _float_step(eng: _Engine) -> bool:
     return eng.arith.matmul == "round_once" and eng.F <= _FLOAT_SCORES_MAX_F
 
 
-def _decode_step_head(eng: _Engine, Ks, Q, Vs, li, hi, t0s) -> torch.Tensor:
-    """One head for S sequences with one new query each (a batched decode step): keys and
-    values right-padded to the longest cache, float64 scores by one batched GEMM with the error
-    bound of :func:`fast_softmax._float_scores_softmax` (valid in any summation order), the
-    certified columns' V P as one batched exact limb product (each sum of at most max_len digit
-    products, exact in float64 as in :func:`fast_products._gemm`) and one finish; a sequence whose
-    column does not certify takes :func:`head_one` alone (its P is zeroed here, so the batched
-    finish records nothing for it and its errors come in its own order).  (L, d, S)."""
+def _sequence_kv(eng: _Engine, K, V, v_rows, h, n_seq, lmax, lens, caches):
+    """Per sequence: all its keys (L, kdim, T), their float64 reals (T, kdim) and all its values'
+    rows ``v_rows`` (L, |v_rows|, T), after appending this pass's columns to its cache (sessions)."""
+    Ks, Kfs, Vs = [], [], []
+    Kf_all = _signed_to_float(K, eng.b, -eng.F).T  # (n_seq lmax, kdim), one operator
+    V = V[:, v_rows]  # the rows W_V can make non-zero: all a cache holds
+    for s in range(n_seq):
+        cols = slice(s * lmax, s * lmax + lens[s])
+        Kn, Vn, Kfn = K[:, :, cols], V[:, :, cols], Kf_all[cols]
+        if caches is not None:
+            if caches[s][h] is None:
+                caches[s][h] = KVCache()
+            Kn, Vn = caches[s][h].extend(Kn, Vn, Kfn)
+            Kfn = caches[s][h].keys_float(eng.b, eng.F)
+        Ks.append(Kn)
+        Vs.append(Vn)
+        Kfs.append(Kfn)
+    return Ks, Kfs, Vs
+
+
+def _batched_head(eng: _Engine, Ks, Kfs, Q, Vs, v_rows, li, hi, t0s, lmax, lens, lay, valid) -> torch.Tensor:
+    """One head (Def 3.1) for many sequences at once (a batched prefill or decode step), under
+    round_once with F <= 45: sequence s has keys/values at positions 1..T_s (``Ks[s]``, floats
+    ``Kfs[s]``, ``Vs[s]``: the values' rows ``v_rows``) and queries Q[:, :, s lmax + q] at positions t0s[s] + q + 1,
+    q < lens[s].  Float64 scores by one batched GEMM with the error bound of
+    :func:`fast_softmax._float_scores_softmax` (valid in any summation order) certify most
+    columns; columns that do not (ties, near-midpoint entries) but whose scores are all proven
+    in range get their exact scores (:func:`fast_compact.exact_scores`) and
+    :func:`fast_softmax.exact_softmax` together (columns are independent); then V P as one
+    batched exact limb product on the rows V can have non-zero (each sum of at most max_len
+    digit products, exact in float64 as in :func:`fast_products._gemm`) and one finish.  A
+    sequence with a score that may be out of range takes :func:`head_one` alone (its P is
+    zeroed here, so the batched finish records nothing for it and its errors come in its own
+    order).  (L, d, n_seq lmax)."""
     F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
-    S, kdim = len(Ks), Q.shape[1]
+    S, kdim, d = len(Ks), Q.shape[1], eng.P.model.d
     lengths = torch.tensor([k.shape[2] for k in Ks], device=dev)
-    Kp = pad_sequence([k.permute(2, 0, 1) for k in Ks], batch_first=True)  # (S, Tmax, L, kdim)
-    Vp = pad_sequence([v.permute(2, 0, 1) for v in Vs], batch_first=True)  # (S, Tmax, L, d)
-    Tmax, d = Kp.shape[1], Vp.shape[3]
-    Kf = _signed_to_float(Kp.permute(2, 0, 1, 3), b, -F)  # (S, Tmax, kdim)
-    qf = _signed_to_float(Q, b, -F).T.unsqueeze(-1)  # (S, kdim, 1)
-    Sf = torch.bmm(Kf, qf).squeeze(-1).T  # (Tmax, S)
-    delta = torch.bmm(Kf.abs(), qf.abs()).squeeze(-1).T * (1.03 * (kdim + 2 * L) * _U)
-    causal = torch.arange(Tmax, device=dev).reshape(-1, 1) < lengths.reshape(1, -1)
+    Kfp = pad_sequence(Kfs, batch_first=True)  # (S, Tmax, kdim)
+    Tmax = Kfp.shape[1]
+    qf = _signed_to_float(Q, b, -F).reshape(kdim, S, lmax).permute(1, 0, 2)  # (S, kdim, lmax)
+    cols = lambda t: t.permute(1, 0, 2).reshape(Tmax, S * lmax)  # noqa: E731  (S, Tmax, lmax) -> columns
+    Sf = cols(torch.bmm(Kfp, qf))
+    A = cols(torch.bmm(Kfp.abs(), qf.abs()))
+    delta = A * (1.03 * (kdim + 2 * L) * _U)
+    qpos = torch.tensor(t0s, device=dev).reshape(S, 1) + torch.arange(lmax, device=dev).reshape(1, lmax)
+    live = torch.arange(lmax, device=dev).reshape(1, lmax) < torch.tensor(lens, device=dev).reshape(S, 1)
+    keypos = torch.arange(Tmax, device=dev).reshape(Tmax, 1)
+    causal = (keypos <= qpos.reshape(1, -1)) & live.reshape(1, -1)  # (Tmax, S lmax), mask C
     ok, vals = _certify_float_scores(Sf, delta, causal, eng.P.model.d, F, eng.M)
+    ok = ok | ~causal.any(0)  # padding columns: no entries, P = 0
     L_P = Limbs(b).count(F + 2)
-    P = _split_small(torch.where(ok.unsqueeze(0), vals, torch.zeros_like(vals)), b, L_P + 1)  # (L_P+1, Tmax, S)
-    C = torch.bmm(Vp.permute(0, 2, 3, 1).reshape(S, L * d, Tmax).to(torch.float64), P.permute(2, 1, 0).to(torch.float64))
-    C = C.to(torch.int64).reshape(S, L, d, L_P + 1)
-    R = torch.zeros((L + L_P, d, S), dtype=torch.int64, device=dev)
-    for a in range(L):
-        for c in range(L_P + 1):
-            R[a + c] += C[:, a, :, c].T
+    P = _split_small(torch.where(ok.unsqueeze(0), vals, torch.zeros_like(vals)), b, L_P + 1)  # (L_P+1, Tmax, S lmax)
+    if not bool(ok.all()):
+        P = _exact_columns(eng, Ks, Q, A, causal, ok, P, li, hi, S, lmax)
+    R = torch.zeros((L + L_P, d, S, lmax), dtype=torch.int64, device=dev)
+    nr = v_rows.numel()
+    if nr:
+        Vp = pad_sequence([v.permute(2, 0, 1) for v in Vs], batch_first=True)  # (S, Tmax, L, nr)
+        Af = Vp.permute(0, 2, 3, 1).reshape(S, L * nr, Tmax).to(torch.float64)
+        Bf = P.reshape(L_P + 1, Tmax, S, lmax).permute(2, 1, 3, 0).reshape(S, Tmax, lmax * (L_P + 1)).to(torch.float64)
+        C = torch.bmm(Af, Bf).to(torch.int64).reshape(S, L, nr, lmax, L_P + 1)
+        R[:, v_rows] = antidiagonal_sums(C.permute(1, 4, 2, 0, 3))
     names = eng.P.names
     out = eng.finish(
-        R, eng.affine_shift, eng.M, L, lambda t: t.permute(1, 0).unsqueeze(-1),
-        torch.ones((S, 1, 1), dtype=torch.bool, device=dev),
+        R.reshape(L + L_P, d, S * lmax), eng.affine_shift, eng.M, L, lay, valid,
         lambda r, c: Location(li, "attention", hi, c + 1, names[r]), F,
     )
-    for s in torch.nonzero(~ok).flatten().tolist():
-        out[:, :, s : s + 1] = head_one(eng, Ks[s], Q[:, :, s : s + 1], Vs[s], li, hi, s, t0s[s])
     return out
+
+
+def _exact_columns(eng: _Engine, Ks, Q, A, causal, ok, P, li, hi, S, lmax) -> torch.Tensor:
+    """P of the columns the float scores did not certify, from their exact scores, all
+    sequences together (:func:`_batched_head`).  Columns of a sequence whose every score is
+    proven in range (float64 bound ``|K|^T |Q|``, as :func:`fast_softmax._scores_surely_in_range`)
+    skip the range check; the others' scores are range-checked by one finish whose records
+    come per sequence in the reference's order (query column, then key: as head_one's), and
+    their softmax is of the checked (clipped) scores."""
+    F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
+    Tmax, kdim = causal.shape[0], Q.shape[1]
+    ub = torch.where(causal, A * (1 + 1.03 * (kdim + 2 * L) * _U), torch.zeros_like(A)).amax(0)
+    seq_ok = (ub < float(eng.M) * 2.0**-F * (1 - 4 * _U)).reshape(S, lmax).all(1)
+    col_seq = torch.arange(S * lmax, device=dev) // lmax
+    Kp = pad_sequence([k.permute(2, 0, 1) for k in Ks], batch_first=True)  # (S, Tmax, L, kdim)
+    d_model, L_S = eng.P.model.d, score_limbs(eng)
+    for checked in (False, True):
+        todo = torch.nonzero(~ok & (seq_ok[col_seq] != checked)).flatten()
+        for c0 in range(0, todo.numel(), 1024):
+            ec = todo[c0 : c0 + 1024]
+            Kg = Kp[col_seq[ec]].to(torch.float64)  # (c, Tmax, L, kdim)
+            R = exact_scores(Kg, Q[:, :, ec])
+            if not checked:
+                P[:, :, ec] = eng.softmax(_carry_floor(R, b, L_S + 1), causal[:, ec], d_model, canonical=True)
+                continue
+            seqs, qs = col_seq[ec], ec % lmax
+
+            def lay(x: torch.Tensor, seqs=seqs, qs=qs) -> torch.Tensor:
+                out = torch.zeros((S, Tmax, lmax), dtype=x.dtype, device=dev)
+                out[seqs, :, qs] = x.T
+                return out
+
+            Sx = eng.finish(
+                R, 0, eng.M << F, L_S, lay, lay(causal[:, ec]),
+                lambda r, c: Location(li, "attention.scores", hi, c + 1, f"key position {r + 1}"), 2 * F,
+            )
+            P[:, :, ec] = eng.softmax(Sx, causal[:, ec], d_model)
+    return P

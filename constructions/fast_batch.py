@@ -67,8 +67,10 @@ class _SeqState:
         """Bytes held by this sequence's caches (int64 digit tensors: keys, values, states)."""
         total = 0
         for entry in self.caches.values():
-            tensors = [t for kv in entry if kv is not None for t in kv] if isinstance(entry, list) else [entry]
-            total += sum(t.numel() * t.element_size() for t in tensors)
+            if isinstance(entry, list):  # an attention layer's per-head KVCache
+                total += sum(kv.nbytes() for kv in entry if kv is not None)
+            else:  # a linear unit's carried h
+                total += entry.numel() * entry.element_size()
         return total
 
 

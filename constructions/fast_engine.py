@@ -109,6 +109,7 @@ class _PHead:
     W_K: torch.Tensor
     W_Q: torch.Tensor
     W_V: torch.Tensor
+    v_rows: torch.Tensor | None = None  # rows of W_V with a non-zero entry (other V rows are 0)
 
 
 
@@ -401,6 +402,8 @@ def _prepare(model: Model, arith: Arithmetic, seq_len: int, device: torch.device
     for layer in model.layers:
         if isinstance(layer, TransformerLayer):
             heads = [_PHead(dig(h.W_K), dig(h.W_Q), dig(h.W_V)) for h in layer.heads]
+            for h in heads:
+                h.v_rows = torch.nonzero((h.W_V != 0).any(0).any(1)).flatten()
             kqv = torch.cat([w for h in heads for w in (h.W_K, h.W_Q, h.W_V)], dim=1) if heads else None
             layers.append(_PLayer("transformer", ffn(layer.ffn), heads, W_KQV=kqv))
         else:

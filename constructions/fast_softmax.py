@@ -29,6 +29,7 @@ score of the head inside the range of R_p lets the exact scores skip the range-c
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -45,10 +46,18 @@ _FLOAT_SOFTMAX_ONLY_F = 60  # above: float64 certifies almost no soft entry; str
 
 
 def exact_softmax(
-    S: torch.Tensor, causal: torch.Tensor, d: int, prec: Precision, b: int, tie: str, canonical: bool = False
+    S: torch.Tensor, causal: torch.Tensor, d: int, prec: Precision, b: int, tie: str, canonical: bool = False,
+    m_full: torch.Tensor | None = None, arb_column: Callable[[int], np.ndarray] | None = None,
 ) -> torch.Tensor:
     """P (L_P, T, n): ROUND(softmax(scores[:k+1, k] / sqrt(d))) per query column, exact.
-    ``canonical``: S is already in canonical digits (floor carries, signed top digit)."""
+    ``canonical``: S is already in canonical digits (floor carries, signed top digit).
+
+    Compacted columns (:func:`candidate_entries`): ``causal`` marks the entries present in S,
+    ``m_full`` (n,) the column's true entry count (the others are proven far: each exp term
+    below 2^-(F+66) / m_ref, m_ref >= every m_full here, so they round to 0, and with m_full in
+    every bound the budgets of :func:`_float_softmax` (negligible entries) and
+    :mod:`softmax_fixed` (far entries, each below its u > 2^-(F+66) / max m_full) cover them), and ``arb_column(k)`` the arb fallback of
+    column k (``numerics.softmax_column`` of its whole column, as its present entries)."""
     F, dev = prec.F, S.device
     T, n = causal.shape
     L_P = Limbs(b).count(F + 2)
@@ -67,7 +76,7 @@ def exact_softmax(
     # canonical digits, all in [0, 2^b)
     gmag = _carry_floor(torch.where(causal, smax - canon, 0), b, canon.shape[0])
     is_max = cand
-    m = causal.sum(0)  # entries per column
+    m = causal.sum(0) if m_full is None else m_full  # entries per column
     t = is_max.sum(0)
     uniform = t == m
     out = torch.zeros((L_P + 1, T, n), dtype=torch.int64, device=dev)
@@ -88,7 +97,7 @@ def exact_softmax(
     if todo.numel() and F <= _FLOAT_SOFTMAX_ONLY_F:
         cols = todo
         cert_cols, direct, comp, use_comp = _float_softmax(
-            gmag[:, :, cols], is_max[:, cols], causal[:, cols], d, F, b
+            gmag[:, :, cols], is_max[:, cols], causal[:, cols], d, F, b, m[cols]
         )
         if bool(cert_cols.any()):
             cc = cols[cert_cols]
@@ -107,11 +116,14 @@ def exact_softmax(
     if bool(todo.any()):
         # fixed point (constructions.softmax_fixed), written into `out` in place; the
         # columns it does not certify are overwritten below
-        ok = certified_softmax(gmag, b, causal & todo.unsqueeze(0), d, F, 2 * F, out)
+        ok = certified_softmax(gmag, b, causal & todo.unsqueeze(0), d, F, 2 * F, out, None if m_full is None else torch.where(todo, m_full, 0))
         if ok is not None:
             certified |= ok & todo
     rest = torch.nonzero(~certified & (m > 0)).flatten().tolist()
-    if rest:
+    if rest and arb_column is not None:  # compacted: the arb fallback needs the whole column
+        for k in rest:
+            out[:, :, k] = _ints_to_digits(arb_column(k), b, L_P + 1, dev)
+    elif rest:
         ints = _digits_to_ints(S[:, :, rest], b)  # (T, len(rest))
         for i, k in enumerate(rest):
             mk = int(m[k])
@@ -122,7 +134,7 @@ def exact_softmax(
     return out
 
 
-def _float_softmax(gmag, is_max, causal, d, F, b):
+def _float_softmax(gmag, is_max, causal, d, F, b, m_full=None):
     """Certified float64 rounding of 2^F softmax for the given columns.
 
     Inputs: exact gaps g = s_max - s_j as digits (2^-2F grid), the max entries, the mask.
@@ -151,7 +163,7 @@ def _float_softmax(gmag, is_max, causal, d, F, b):
     g = _digits_to_float(gmag, b)
     c = (1.0 / math.sqrt(d)) * 2.0 ** (-2 * F)
     x = g * c
-    m = causal.sum(0).to(torch.float64)
+    m = (causal.sum(0) if m_full is None else m_full).to(torch.float64)
     live = causal & ~_negligible_gap(x * (1 - 1e-9), m, F)
     e = torch.where(live, torch.exp(-x), torch.zeros_like(x))
     eps = torch.where(live, 1.01 * (L + 2) * _U * x + 8 * _U, torch.zeros_like(x))

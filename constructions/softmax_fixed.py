@@ -414,7 +414,7 @@ def _to_ints(rows: torch.Tensor) -> list[int]:
 
 
 def certified_softmax(gmag: torch.Tensor, b: int, causal: torch.Tensor, d: int, F: int, shift: int,
-                      out: torch.Tensor) -> torch.Tensor | None:
+                      out: torch.Tensor, m_full: torch.Tensor | None = None) -> torch.Tensor | None:
     """Certified ROUND(2^F softmax) of columns given by their exact gaps.
 
     gmag (Lg, T, n): canonical base-2^b digits of g = s_max - s >= 0 per entry (any value where
@@ -423,10 +423,12 @@ def certified_softmax(gmag: torch.Tensor, b: int, causal: torch.Tensor, d: int, 
     of the near entries of every column into ``out`` (L_out, T, n) (int64 base-2^b canonical
     digits; far entries and entries outside ``causal`` are not written: they must be 0 there);
     returns certified? (n,) (False for columns without entries), or None where no plan exists
-    (nothing written).  Values written for an uncertified column are meaningless."""
+    (nothing written).  Values written for an uncertified column are meaningless.  ``m_full``:
+    each column's true entry count when ``causal`` leaves out entries proven far (compacted
+    columns: each left-out term is below u, budgeted as a far entry)."""
     T, n = causal.shape
     dev = gmag.device
-    m = causal.sum(0)
+    m = causal.sum(0) if m_full is None else m_full
     m_max = max(1, int(m.max())) if n else 1
     P = plan(F, d, shift, 1 << max(0, (m_max - 1).bit_length()))
     if P is None:
