@@ -39,7 +39,7 @@ import argparse
 import math
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from constructions.errors import InputError, ProofsCheckError
 from constructions.model import Model
@@ -209,25 +209,38 @@ class FrontierRow:
 def frontier_row(name: str, n: int, k: int, seed: int = SEED, route: str = "rebuild", device: str = "cpu",
                  axes: Sequence[str] = AXES, margin: int = MARGIN) -> FrontierRow:
     """The frontier of one construction at one n (top level: runs in a sweep worker)."""
-    from constructions.decode import RegexOracle
-    from constructions.evaluate_fast import FastEvaluator
-
     con, model, cases, error = cell_setup(name, n, k, seed)
     if error:
         return FrontierRow(con.theorem, name, n, route, 0, {}, {}, error)
     declared = declared_bits(model)
     make = maker(con, n, route, model)
-    try:  # the route must reproduce the declared format, else its failures below mean nothing
-        make(Precision.split(declared["I"], declared["F"], below_declared_ok=True))
+    return searched_row(con.theorem, name, n, route, len(cases), declared,
+                        lambda: make(Precision.split(declared["I"], declared["F"], below_declared_ok=True)),
+                        lambda axis, ev, oracle: Judge(con, cases, make, declared, axis, ev, oracle, margin), axes, device)
+
+
+def searched_row(theorem: str, name: str, n: int, route: str, count: int, declared: dict,
+                 reproduce: Callable[[], Any], judge: Callable[[str, Any, Any], "Judge"],
+                 axes: Sequence[str], device: str) -> FrontierRow:
+    """The row of one cell once its declared format is known: ``reproduce()`` must make the
+    model(s) at the declared format by the route (else its failures below would mean nothing:
+    an error row), then :func:`search_axis` on every axis with ``judge(axis, evaluator, oracle)``.
+    Shared by the task constructions and the machine families
+    (:func:`proofs_check.precision_machines.machine_frontier_row`)."""
+    from constructions.decode import RegexOracle
+    from constructions.evaluate_fast import FastEvaluator
+
+    try:
+        reproduce()
     except ProofsCheckError as exc:
-        return FrontierRow(con.theorem, name, n, route, len(cases), declared, {},
+        return FrontierRow(theorem, name, n, route, count, declared, {},
                            f"route {route} cannot make the model at its declared format: {' '.join(str(exc).split())}")
     ev = FastEvaluator(mode="exact", device=device)
     out: dict[str, AxisResult] = {}
     with RegexOracle() as oracle:
         for axis in axes:
-            out[axis] = search_axis(axis, declared, Judge(con, cases, make, declared, axis, ev, oracle, margin))
-    return FrontierRow(con.theorem, name, n, route, len(cases), declared, out)
+            out[axis] = search_axis(axis, declared, judge(axis, ev, oracle))
+    return FrontierRow(theorem, name, n, route, count, declared, out)
 
 
 def frontier_cell(cell: dict) -> dict:

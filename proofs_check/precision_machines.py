@@ -46,7 +46,7 @@ from constructions.errors import InputError, ProofsCheckError
 from constructions.model import Model
 from constructions.numerics import Precision
 
-from .frontier import AXES, MARGIN, AxisResult, FrontierRow, Judge, Trial, axis_precision, search_axis
+from .frontier import AXES, MARGIN, FrontierRow, Judge, Trial, axis_precision, searched_row
 
 SEED = 2024
 ZIGZAG = "0RZ0RB_0LC1RB_0RZ0LD_0RA1LD"  # turing_claims' A = 2 family: (n + 1)(n + 2)/2 steps on 1^n
@@ -348,9 +348,6 @@ def machine_frontier_row(name: str, n: int, k: int, seed: int = SEED, route: str
     """The frontier of one machine family at one n (top level: runs in a sweep worker)."""
     import torch
 
-    from constructions.decode import RegexOracle
-    from constructions.evaluate_fast import FastEvaluator
-
     torch.set_num_threads(1)
     fam = family(name)
     try:
@@ -360,16 +357,12 @@ def machine_frontier_row(name: str, n: int, k: int, seed: int = SEED, route: str
         return FrontierRow(fam.theorem, name, n, route, 0, {}, {}, " ".join(str(exc).split()))
     declared = declared_of(models)
     make = machine_maker(fam, samples, route, models)
-    try:  # the route must reproduce the declared format, else its failures below mean nothing
+
+    def reproduce() -> None:
         top = Precision.split(declared["I"], declared["F"], below_declared_ok=True)
         for i in range(len(samples)):
             make(i, top)
-    except ProofsCheckError as exc:
-        return FrontierRow(fam.theorem, name, n, route, len(samples), declared, {},
-                           f"route {route} cannot make the model at its declared format: {' '.join(str(exc).split())}")
-    ev = FastEvaluator(mode="exact", device=device)
-    out: dict[str, AxisResult] = {}
-    with RegexOracle() as oracle:
-        for axis in axes:
-            out[axis] = search_axis(axis, declared, SampleJudge(fam, samples, make, declared, axis, ev, oracle, margin))
-    return FrontierRow(fam.theorem, name, n, route, len(samples), declared, out)
+
+    return searched_row(fam.theorem, name, n, route, len(samples), declared, reproduce,
+                        lambda axis, ev, oracle: SampleJudge(fam, samples, make, declared, axis, ev, oracle, margin),
+                        axes, device)
