@@ -168,7 +168,9 @@ against the independent reference (IsTree and Algorithm 1, the Turing simulator,
 evaluator) before it was recorded, and it is keyed by the model's SHA-256 digest and the input
 (`proofs_check.decode_records`).  Seconds are wall-clock on the machine named in each record,
 often shared with other jobs: the load column is the 1-minute load average when the decode
-ended (on 2 cores, a load of 4 means about half speed).  `python -m proofs_check.claims
+ended (on 2 cores, a load of 4 means about half speed).  The fitted exponents below mix the
+engine versions and loads the records were made under: a rough guide, not a benchmark
+(`benchmarks/large_n.py` is one; notes/performance.md).  `python -m proofs_check.claims
 --decode-all` fills in the chains not yet recorded.
 
 """
