@@ -43,16 +43,14 @@ def decode_cell(cell: dict) -> dict:
     import torch
 
     from constructions.errors import ProofsCheckError
-    from constructions.modelfile import model_digest
 
     from .circuit_runners import simulation_record
-    from .decode_records import stamp
+    from .decode_records import require_cell_model, stamp
 
     torch.set_num_threads(1)
     c, n = circuit_from_json(cell["circuit"]), cell["n"]
     model = circuit_transformer(c, n, n)
-    if model_digest(model) != cell["model"]:
-        raise ProofsCheckError(f"{c.name} at n = {n}: the model built now is not the one this cell was made for")
+    require_cell_model(model, cell, f"{c.name} at n = {n}")
     rec = simulation_record(c, model, _rnn_prompt(c, n), n, FastEvaluator())
     if not rec["equal"]:
         raise ProofsCheckError(f"{c.name} at n = {n}: the decoded chain of thought differs from the circuit evaluator")

@@ -77,6 +77,15 @@ def stamp(engine: str) -> dict[str, Any]:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "load": load}
 
 
+def require_cell_model(model, cell: dict, what: str) -> None:
+    """Refuse to decode ``cell`` with a model other than the one it was made for (its digest
+    differs: the construction changed since), so a record never describes other weights."""
+    from constructions.modelfile import model_digest
+
+    if model_digest(model) != cell["model"]:
+        raise ProofsCheckError(f"{what}: the model built now is not the one this cell was made for")
+
+
 def known_results(records: str | None) -> dict[str, Any]:
     """Key -> result of every ok record in the file (none for ``None`` or a missing file)."""
     if records is None:
@@ -92,8 +101,9 @@ def measured(cells: Sequence[Cell], allowed: Callable[[Cell], bool], fn: Callabl
     fails (its check against the reference, an overflow, a dead worker) raises ProofsCheckError
     after the others have finished and been recorded."""
     known = known_results(options.records)
-    todo = [c for c in cells if cell_key(c) not in known and (options.decode_all or allowed(c))]
-    out = {k: v for k, v in known.items() if k in {cell_key(c) for c in cells}}
+    keys = [cell_key(c) for c in cells]
+    todo = [c for c, k in zip(cells, keys) if k not in known and (options.decode_all or allowed(c))]
+    out = {k: known[k] for k in keys if k in known}
     if not todo:
         return out
     path = None

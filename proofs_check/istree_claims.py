@@ -167,15 +167,13 @@ def decode_cell(cell: dict) -> dict:
 
     from constructions.decode import RegexOracle, chain_of_thought, retrieval_augmented
     from constructions.evaluate_fast import FastEvaluator
-    from constructions.modelfile import model_digest
 
-    from .decode_records import stamp
+    from .decode_records import require_cell_model, stamp
 
     torch.set_num_threads(1)
     c, n, g = _construction(cell["theorem"]), cell["n"], Graph.from_json(cell["edges"])
     model = c.build(n)
-    if model_digest(model) != cell["model"]:
-        raise ProofsCheckError(f"Thm {c.theorem} at n={n}: the model built now is not the one this cell was made for")
+    require_cell_model(model, cell, f"Thm {c.theorem} at n={n}")
     session = FastEvaluator().session(model, g.tokens())
     if c.model == "rag-rnn":
         from constructions.istree_rag import max_chain
@@ -227,9 +225,8 @@ def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None,
     models = {(c.theorem, n): c.build(n) for c, n in plan}
     cells = {(c.theorem, n): decode_cells(c, n, model_digest(models[c.theorem, n])) for c, n in plan}
     order = sorted(plan, key=lambda cn: -_cost(cn[0].theorem, cn[1]))  # longest first
-    by_key = {cell_key(cell): (c, n) for c, n in order for cell in cells[c.theorem, n]}
     results = measured([cell for c, n in order for cell in cells[c.theorem, n]],
-                       lambda cell: cell["n"] <= by_key[cell_key(cell)][0].decode_up_to, decode_cell, decode,
+                       lambda cell: cell["n"] <= _construction(cell["theorem"]).decode_up_to, decode_cell, decode,
                        desc="istree decodes")
     rows = []
     for c, n in plan:

@@ -45,15 +45,13 @@ def decode_cell(cell: dict) -> dict:
     from the generated tokens against the simulator, return the chain (top-level: Dask workers)."""
     import torch
 
-    from constructions.modelfile import model_digest
 
-    from .decode_records import stamp
+    from .decode_records import require_cell_model, stamp
 
     torch.set_num_threads(1)
     mc, n, S, tape = parse_machine(cell["machine"]), cell["n"], cell["S"], cell["tape"]
     model = build(mc, n, S)
-    if model_digest(model) != cell["model"]:
-        raise ProofsCheckError(f"tm-hybrid {cell['machine']} at n = {n}: the model built now is not the one this cell was made for")
+    require_cell_model(model, cell, f"tm-hybrid {cell['machine']} at n = {n}")
     result = chain_of_thought(FastEvaluator().session(model, prompt(model, tape)), chain_bound(model), answers=STOP_TOKENS)
     got = read_back(model, result)
     if got != simulate(mc, tape, S).to_json():

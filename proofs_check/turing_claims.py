@@ -55,16 +55,14 @@ def decode_cell(cell: dict) -> dict:
     from constructions import turing_rag as tr
     from constructions.decode import retrieval_augmented
     from constructions.evaluate_fast import FastEvaluator
-    from constructions.modelfile import model_digest
 
-    from .decode_records import stamp
+    from .decode_records import require_cell_model, stamp
 
     torch.set_num_threads(1)
     tape = [1] * cell["n"]
     model = tr.build(cell["machine"], cell["n"], cell["steps"])
     m = parse_machine(model.meta["machine"])
-    if model_digest(model) != cell["model"]:
-        raise ProofsCheckError(f"tm-rag {m} at n = {cell['n']}: the model built now is not the one this cell was made for")
+    require_cell_model(model, cell, f"tm-rag {m} at n = {cell['n']}")
     session = FastEvaluator().session(model, tr.prompt(model, tape))
     res = retrieval_augmented(session, model.vocab, tr.chain_bound(model), answers=tr.STOP_TOKENS)
     if tr.read_back(model, res) != simulate(m, tape, model.meta["max_steps"]).to_json():

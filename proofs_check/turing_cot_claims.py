@@ -36,15 +36,13 @@ def decode_cell(cell: dict) -> dict:
 
     from constructions.errors import ProofsCheckError
     from constructions.evaluate_fast import FastEvaluator
-    from constructions.modelfile import model_digest
     from proofs_check.checks.turing_cot_rnn import compare, decode
 
-    from .decode_records import stamp
+    from .decode_records import require_cell_model, stamp
 
     torch.set_num_threads(1)
     case, model = _case_model(cell["n"], cell["tape"])
-    if model_digest(model) != cell["model"]:
-        raise ProofsCheckError(f"cot-rnn at n = {cell['n']}: the model built now is not the one this cell was made for")
+    require_cell_model(model, cell, f"cot-rnn at n = {cell['n']}")
     _, res = decode(case, FastEvaluator(), {(case.machine.to_text(), case.n, case.max_steps, case.cells, case.tape): model})
     try:
         ref = compare(case, model, res)
