@@ -35,7 +35,7 @@ and one greedy step for 5.7 (b).
 
 Writer::
 
-    python -m proofs_check.precision --write notes/precision/formats.md [--large]
+    python -m proofs_check.precision --write notes/precision/formats.md [--large] [--records FILE|none]
 
 CLI (``add_parser``; the sweep flags and the handler are in ``proofs_check/precision_sweep.py``,
 the frontier in ``proofs_check/frontier.py``)::
@@ -844,7 +844,9 @@ precondition).  Which instances were drawn is listed with each failure.
 **Sizes.** Thm 4.6 / 5.6 at n = 16 .. 1024, 5.2 up to 256, 5.7 (b) up to 256, 4.7 up to 32,
 5.3 and 5.7 (a) at n = 6 and 8 only: their long chains (hundreds to thousands of tokens) are
 slow to decode exactly; `python -m proofs_check.precision --write FILE --large` takes 4.7, 5.3
-and 5.7 (a) up to n = 512, and `proofs-check precision NAME --n N` runs any other size.
+and 5.7 (a) up to n = 512 (hours: one record per instance in notes/precision/formats_large.jsonl,
+so an interrupted run continues where it stopped), and `proofs-check precision NAME --n N` runs
+any other size.
 
 **Correct** means the decoded answer equals the plain-Python reference answer of the task
 (`proofs_check.tasks` `answer()`, `graphs.istree_answer`), never the exact model's answer.
@@ -888,9 +890,19 @@ first failure ends that p: "instance i/K" in the last column).
 """
 
 
-def write_markdown(path: str, workers: int | None = None, seed: int = SEED, large: bool = False) -> str:
+def write_markdown(path: str, workers: int | None = None, seed: int = SEED, large: bool = False,
+                   records: str | None = None) -> str:
+    """The whole notes/precision/formats.md.  ``records``: Table 1 from per-instance records in
+    that JSONL file (proofs_check.precision_records: resumable; what ``--large`` uses), else
+    one job per row as before."""
     t0 = time.time()
-    rows = float_format_rows(seed=seed, workers=workers, plan=LARGE_PLAN if large else TABLE_PLAN)
+    plan = LARGE_PLAN if large else TABLE_PLAN
+    if records is not None:
+        from .precision_records import recorded_format_rows
+
+        rows = recorded_format_rows(plan, records, seed=seed, workers=workers)
+    else:
+        rows = float_format_rows(seed=seed, workers=workers, plan=plan)
     t1 = time.time()
     prows = minimal_p_rows(seed=seed, workers=workers)
     t2 = time.time()
@@ -941,11 +953,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--large", action="store_true",
-                    help="Table 1 at issue #10's sizes: 4.7, 5.3, 5.7 (a) up to n = 512 (LARGE_PLAN; hours)")
+                    help="Table 1 at issue #10's sizes: 4.7, 5.3, 5.7 (a) up to n = 512 (LARGE_PLAN; hours; "
+                    "resumable: one record per instance, see --records)")
+    ap.add_argument("--records", metavar="FILE",
+                    help="read and append Table 1's per-instance records in FILE (default with --large: "
+                    "notes/precision/formats_large.jsonl; 'none': one job per row, nothing kept); an "
+                    "interrupted run continues where it stopped when run again")
     args = ap.parse_args(argv)
     plan = LARGE_PLAN if args.large else TABLE_PLAN
+    records = args.records
+    if records is None and args.large:
+        from .precision_records import LARGE_RECORDS
+
+        records = LARGE_RECORDS
+    if records == "none":
+        records = None
     if args.write:
-        write_markdown(args.write, args.workers, args.seed, args.large)
+        write_markdown(args.write, args.workers, args.seed, args.large, records)
         print(f"wrote {args.write}")
     else:
         rows = float_format_rows(seed=args.seed, workers=args.workers, plan=plan)

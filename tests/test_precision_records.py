@@ -1,0 +1,81 @@
+"""proofs_check/precision_records.py: Table 1 from per-instance records (resumable --large)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from proofs_check import precision as P
+from proofs_check import precision_records as R
+
+torch.set_num_threads(1)
+
+PLAN = {"dfs-transformer": ((6,), 2), "index-transformer": ((4,), 2)}
+
+
+@pytest.mark.parametrize("name,n", [("dfs-transformer", 6), ("index-transformer", 4)])
+def test_rows_from_instance_records_equal_the_whole_row_job(name, n):
+    """Folding one record per instance gives the FormatRow that format_row decodes in one job
+    (counts, chain = exact, failures, labels, p); only the seconds differ."""
+    whole = P.format_row(name, n, 2)
+    cells, error = R._row_cells(name, n, 2, P.SEED, P.FORMATS)
+    assert error is None and len(cells) == whole.instances
+    folded = R.row_of_cases(name, n, whole.p, [R.format_case(c) for c in cells], P.FORMATS)
+    assert folded.results == whole.results
+    assert (folded.labels, folded.p, folded.instances, folded.error) == (whole.labels, whole.p, whole.instances, None)
+
+
+def test_bfloat16_failure_on_figure3_survives_the_records():
+    """The one known float failure of the sample (bfloat16, DFS Transformer, Figure 3) is
+    reported from the records as from the row job."""
+    (cell,), _ = R._row_cells("dfs-transformer", 6, 1, P.SEED, P.FORMATS)
+    res = R.format_case(cell)
+    assert res["label"] == "Figure 3" and res["outcomes"]["exact"]["correct"]
+    assert res["outcomes"]["bfloat16"] == {**res["outcomes"]["bfloat16"], "correct": False, "chain_equal": False}
+    assert res["outcomes"]["float64"]["chain_equal"] is True
+
+
+def test_a_second_run_reads_the_records_and_decodes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "formats.jsonl"
+    first = R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(lines) == 4 and all(r["status"] == "ok" for r in lines)
+    assert {(r["cell"]["name"], r["cell"]["index"]) for r in lines} == {(m, i) for m in PLAN for i in range(2)}
+
+    def refuse(cell):
+        raise AssertionError("decoded again although recorded")
+
+    monkeypatch.setattr(R, "format_case", refuse)
+    again = R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
+    assert [r.results for r in again] == [r.results for r in first]
+    assert [(r.name, r.n) for r in again] == [("dfs-transformer", 6), ("index-transformer", 4)]
+
+
+def test_an_interrupted_run_decodes_only_the_missing_instances(tmp_path, monkeypatch):
+    path = tmp_path / "formats.jsonl"
+    R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])  # one lost, one torn
+    seen = []
+    real = R.format_case
+    monkeypatch.setattr(R, "format_case", lambda cell: seen.append(cell["index"]) or real(cell))
+    R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
+    assert len(seen) == 1
+
+
+def test_records_of_other_weights_are_not_used(tmp_path):
+    """A cell names its model's digest; a record made for other weights is refused by the
+    decoder rather than reported as this model's."""
+    (cell, _), _ = R._row_cells("dfs-transformer", 6, 2, P.SEED, P.FORMATS)
+    with pytest.raises(P.ProofsCheckError, match="not the one this cell was made for"):
+        R.format_case({**cell, "model": "0" * 64})
+
+
+@pytest.mark.parametrize("argv,want", [([], None), (["--large"], R.LARGE_RECORDS), (["--large", "--records", "none"], None),
+                                       (["--records", "x.jsonl"], "x.jsonl")])
+def test_the_writer_keeps_records_for_large_by_default(argv, want, monkeypatch, tmp_path):
+    got = {}
+    monkeypatch.setattr(P, "write_markdown", lambda path, workers, seed, large, records: got.update(records=records, large=large))
+    assert P.main(["--write", str(tmp_path / "f.md"), *argv]) == 0
+    assert got == {"records": want, "large": "--large" in argv}
