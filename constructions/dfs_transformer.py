@@ -277,27 +277,9 @@ def _copy_head(name: str, s: int, values: dict[str, Form], c: Constants) -> Head
 # ---- the builder ----------------------------------------------------------------------------
 
 
-def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
-                    edge_count_check: bool = True) -> Model:
-    """The Lemma B.27 Transformer for graphs on vertices 1..n (see the module docstring).
-
-    ``p`` defaults to :func:`declared_p` (n); a smaller p raises PrecisionError naming the p
-    needed.  ``readout="tied"`` keeps A.3's tied W_E (the literal version, erratum B27-E1: it cannot
-    emit the tour).  ``edge_count_check=False`` drops the fix of errata B27-E3/B27-E4 (the tour starts at
-    the end of every prompt, whatever m is; literal version of the final check).
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise PrecisionError(f"dfs-transformer: n must be a whole number >= 1, got {n!r}")
-    need = declared_p(n)
-    p = checked_format(p, need, lambda prec: precision_ok(n, prec), f"dfs-transformer at n = {n}")
-    c = constants(n, p)
-    vocab = Vocabulary(n)
-    lb = LayoutBuilder(vocab)
-    lb.alloc_many(DIMS)
-    layout = lb.build()
+def _layer1(n: int) -> LayerSpec:
+    """Layer 1: attention outputs zero; the FFN makes constants and position flags."""
     T_cot = 3 * n - 1  # first tour position when m = n - 1
-
-    # -- layer 1: attention outputs zero; FFN makes constants and position flags -------------
     ffn1 = FFNSpec(
         [
             unit("pos2", {POS: 1}, 0, {POS: 1}, 0, {"pos2": 1}),
@@ -315,39 +297,42 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
             u.b1 += -(3 * n - 2)
         elif u.name.startswith("is_final."):
             u.b1 += -(5 * n - 3)
-    layer1 = LayerSpec("transformer", [], None, ffn1, "L1 constants and position flags")
+    return LayerSpec("transformer", [], None, ffn1, "L1 constants and position flags")
 
-    # -- layer 2: COUNT, COPY s=1, COPY s=2; FFN: records --------------------------------------
+
+def _layer2(n: int, c: Constants) -> LayerSpec:
+    """Layer 2: COUNT, COPY s=1, COPY s=2; the FFN writes the records."""
     count = match_head("count", [Pair(NUM, "num2", {NUM: 1}, {"num2": 1}, c.lam_v)],
-                        {"cnt": {BOS: 1}}, c, bos="sink")
+                       {"cnt": {BOS: 1}}, c, bos="sink")
     copy1 = _copy_head("copy1", 1, {"prev_num": {NUM: 1}, "prev_tilde": {TILDE: 1}}, c)
     copy2 = _copy_head("copy2", 2, {"pp_num": {NUM: 1}}, c)
-    n_ = n
     ffn2 = FFNSpec([
         # first occurrence: cnt = 1/2 exactly, later occurrences cnt <= ROUND(1/3) < 3/8
         unit("fo.a", {"cnt": 1}, Fraction(-3, 8), {}, 8, {"fo": 1}),
         unit("fo.b", {"cnt": 1}, Fraction(-1, 2), {}, 8, {"fo": -1}),
         _gated("cot_v", "is_cot", NUM, "cot_v"),
-        _gated_square("cot_v2", {"is_cot": 1}, 0, NUM, n_, "cot_v2"),
+        _gated_square("cot_v2", {"is_cot": 1}, 0, NUM, n, "cot_v2"),
         _gated("prev_v", "is_cot2", "prev_num", "prev_v"),
-        _gated_square("prev_v2", {"is_cot2": 1}, 0, "prev_num", n_, "prev_v2"),
+        _gated_square("prev_v2", {"is_cot2": 1}, 0, "prev_num", n, "prev_v2"),
         _gated("e_a", "prev_tilde", "pp_num", "e_a"),
         _gated("e_b", "prev_tilde", NUM, "e_b"),
-        _gated_square("e_a2", {"prev_tilde": 1}, 0, "pp_num", n_, "e_a2"),
-        _gated_square("e_b2", {"prev_tilde": 1}, 0, NUM, n_, "e_b2"),
+        _gated_square("e_a2", {"prev_tilde": 1}, 0, "pp_num", n, "e_a2"),
+        _gated_square("e_b2", {"prev_tilde": 1}, 0, NUM, n, "e_b2"),
         _gated("e_cb", "prev_tilde", "cnt", "e_cb"),
         unit("C", {"is_cot": 1, "prev_tilde": -1, BOS: -1}, 0, {}, 1, {"C": 1}),
     ])
-    layer2 = LayerSpec("transformer", [count, copy1, copy2], None, ffn2, "L2 count, copy; records")
+    return LayerSpec("transformer", [count, copy1, copy2], None, ffn2, "L2 count, copy; records")
 
-    # -- layer 3: copy the first endpoint's count, count-before, father ------------------------
+
+def _layer3(c: Constants) -> LayerSpec:
+    """Layer 3: copy the first endpoint's count, count-before, father."""
     copy2c = _copy_head("copy2c", 2, {"pp_cnt": {"cnt": 1}}, c)
     pc_a = match_head("countbefore_a", [Pair(NUM, "num2", {"pp_num": 1}, {}, c.lam_v)],
-                       {"pc_a_raw": {"fo": 1}}, c, drop_query_square=True)
+                      {"pc_a_raw": {"fo": 1}}, c, drop_query_square=True)
     pc_b = match_head("countbefore_b", [Pair(NUM, "num2", {NUM: 1}, {}, c.lam_v)],
-                       {"pc_b_raw": {"fo": 1}}, c, drop_query_square=True)
+                      {"pc_b_raw": {"fo": 1}}, c, drop_query_square=True)
     father = match_head("father", [Pair("cot_v", "cot_v2", {"cot_v": 1}, {}, c.lam_v)],
-                         {"par": {"prev_v": 1}}, c, first=True, drop_query_square=True)
+                        {"par": {"prev_v": 1}}, c, first=True, drop_query_square=True)
     ffn3 = FFNSpec([
         _gated("e_ca", "prev_tilde", "pp_cnt", "e_ca"),
         _gated("e_pa", "prev_tilde", "pc_a_raw", "e_pa"),
@@ -358,45 +343,63 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
         unit("haspar.a", {"par": 1}, 0, {}, 1, {"haspar": 1}),
         unit("haspar.b", {"par": 1}, -1, {}, 1, {"haspar": -1}),
     ])
-    layer3 = LayerSpec("transformer", [copy2c, pc_a, pc_b, father], None, ffn3, "L3 counts; father")
+    return LayerSpec("transformer", [copy2c, pc_a, pc_b, father], None, ffn3, "L3 counts; father")
 
-    # -- layer 4: the edge {v_l, v_(l-1)} and v_l's count on it -------------------------------
-    vq = ({"cot_v": 1}, {"cot_v2": 1})
-    wq = ({"prev_v": 1}, {"prev_v2": 1})
-    edge_a = match_head("edge_vw", [Pair("e_a", "e_a2", *vq, c.lam_v), Pair("e_b", "e_b2", *wq, c.lam_v)],
-                         {"cv": {"e_ca": 1}}, c, bos="default")
-    edge_b = match_head("edge_wv", [Pair("e_a", "e_a2", *wq, c.lam_v), Pair("e_b", "e_b2", *vq, c.lam_v)],
-                         {"cv": {"e_cb": 1}}, c, bos="default")
+
+def _vq() -> tuple[Form, Form]:
+    """The query forms (value, square) of the current tour vertex v_l (fresh dicts per head)."""
+    return {"cot_v": 1}, {"cot_v2": 1}
+
+
+def _wq() -> tuple[Form, Form]:
+    """The query forms (value, square) of the previous tour vertex v_(l-1)."""
+    return {"prev_v": 1}, {"prev_v2": 1}
+
+
+def _layer4(c: Constants) -> LayerSpec:
+    """Layer 4: the edge {v_l, v_(l-1)} and v_l's count on it."""
+    edge_a = match_head("edge_vw", [Pair("e_a", "e_a2", *_vq(), c.lam_v), Pair("e_b", "e_b2", *_wq(), c.lam_v)],
+                        {"cv": {"e_ca": 1}}, c, bos="default")
+    edge_b = match_head("edge_wv", [Pair("e_a", "e_a2", *_wq(), c.lam_v), Pair("e_b", "e_b2", *_vq(), c.lam_v)],
+                        {"cv": {"e_cb": 1}}, c, bos="default")
     ffn4 = FFNSpec([
         _lin("s1.cv", {"cv": 1}, "s1"),
         unit("s1.fa", {"fa": 1}, 0, {"one": 1, "cv": -1}, 0, {"s1": 1}),
         unit("s1sq.fa", {"fa": 1}, 0, {"one": c.lam_c}, 0, {"s1sq_s": 1}),
         unit("s1sq.cv", {"cv": 1, "fa": -1}, 0, {"cv": c.lam_c}, 0, {"s1sq_s": 1}),
     ])
-    layer4 = LayerSpec("transformer", [edge_a, edge_b], None, ffn4, "L4 edge lookup; search count")
+    return LayerSpec("transformer", [edge_a, edge_b], None, ffn4, "L4 edge lookup; search count")
 
-    # -- layers 5 and 6: the next edge containing v_l, twice (father edge skipped) -------------
-    def next_heads(tag: str, s: str, s2: str, o: str, cc: str | None, found: str) -> list[HeadSpec]:
-        heads = []
-        for side, (K, K2, P, P2, other, cnt) in (
-            ("a", ("e_a", "e_a2", "e_pa", "e_pa2s", "e_b", "e_ca")),
-            ("b", ("e_b", "e_b2", "e_pb", "e_pb2s", "e_a", "e_cb")),
-        ):
-            vals: dict[str, Form] = {o: {other: 1}, found: {"prev_tilde": 1}}
-            if cc:
-                vals[cc] = {cnt: 1}
-            heads.append(match_head(
-                f"next{tag}_{side}",
-                [Pair(K, K2, *vq, c.lam_v), Pair(P, P2, {s: 1}, {s2: 1}, c.lam_c, k2_scaled=True)],
-                vals, c, bos="default"))
-        return heads
 
+def _next_heads(c: Constants, tag: str, s: str, s2: str, o: str, cc: str | None, found: str) -> list[HeadSpec]:
+    """Layers 5 and 6: the next edge containing v_l after search count s (one head per side)."""
+    heads = []
+    for side, (K, K2, P, P2, other, cnt) in (
+        ("a", ("e_a", "e_a2", "e_pa", "e_pa2s", "e_b", "e_ca")),
+        ("b", ("e_b", "e_b2", "e_pb", "e_pb2s", "e_a", "e_cb")),
+    ):
+        vals: dict[str, Form] = {o: {other: 1}, found: {"prev_tilde": 1}}
+        if cc:
+            vals[cc] = {cnt: 1}
+        heads.append(match_head(
+            f"next{tag}_{side}",
+            [Pair(K, K2, *_vq(), c.lam_v), Pair(P, P2, {s: 1}, {s2: 1}, c.lam_c, k2_scaled=True)],
+            vals, c, bos="default"))
+    return heads
+
+
+def _layer5(c: Constants) -> LayerSpec:
+    """Layer 5: the next edge containing v_l; is it the father edge?"""
     ffn5 = FFNSpec([
         *_eq0_times("skip", {"o1": 1, "par": -1}, {"found1": 1}, 0, {"skip": 1}),
         unit("c1sq", {"c1": 1}, 0, {"c1": c.lam_c}, 0, {"c1sq_s": 1}),
     ])
-    layer5 = LayerSpec("transformer", next_heads("1", "s1", "s1sq_s", "o1", "c1", "found1"), None, ffn5,
-                       "L5 next edge; father-edge test")
+    return LayerSpec("transformer", _next_heads(c, "1", "s1", "s1sq_s", "o1", "c1", "found1"), None, ffn5,
+                     "L5 next edge; father-edge test")
+
+
+def _layer6(n: int, c: Constants) -> LayerSpec:
+    """Layer 6: the next edge after the father edge; the potential next vertex x and x^2."""
     ffn6 = FFNSpec([
         unit("child.1", {"found1": 1, "skip": -1}, 0, {}, 1, {"child": 1}),
         unit("child.2", {"skip": 1, "found2": 1}, -1, {}, 1, {"child": 1}),
@@ -406,24 +409,23 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
         unit("x.2", {"skip": 1, "found2": 1}, -1, {"o2": 1}, 0, {"x": 1}),
         unit("x.3", {"found1": -1}, 1, {"par": 1}, 0, {"x": 1}),
         unit("x.4", {"skip": 1, "found2": -1}, 0, {"par": 1}, 0, {"x": 1}),
-        _gated_square("x2.1", {"found1": 1, "skip": -1}, 0, "o1", n_, "x2"),
-        _gated_square("x2.2", {"skip": 1, "found2": 1}, -1, "o2", n_, "x2"),
-        _gated_square("x2.3", {"found1": -1}, 1, "par", n_, "x2"),
-        _gated_square("x2.4", {"skip": 1, "found2": -1}, 0, "par", n_, "x2"),
+        _gated_square("x2.1", {"found1": 1, "skip": -1}, 0, "o1", n, "x2"),
+        _gated_square("x2.2", {"skip": 1, "found2": 1}, -1, "o2", n, "x2"),
+        _gated_square("x2.3", {"found1": -1}, 1, "par", n, "x2"),
+        _gated_square("x2.4", {"skip": 1, "found2": -1}, 0, "par", n, "x2"),
     ])
-    layer6 = LayerSpec("transformer", next_heads("2", "c1", "c1sq_s", "o2", None, "found2"), None, ffn6,
-                       "L6 next edge after the father edge; potential next vertex")
+    return LayerSpec("transformer", _next_heads(c, "2", "c1", "c1sq_s", "o2", None, "found2"), None, ffn6,
+                     "L6 next edge after the father edge; potential next vertex")
 
-    # -- layer 7: has x appeared in the tour?  then the decision --------------------------------
+
+def _layer7(c: Constants, edge_count_check: bool) -> LayerSpec:
+    """Layer 7: has x appeared in the tour?  Then the decision (emit x, the father, YES / NO)."""
     visited = match_head("visited", [Pair("cot_v", "cot_v2", {"x": 1}, {"x2": 1}, c.lam_v)],
-                          {"visited": {"is_cot": 1}}, c, bos="default")
+                         {"visited": {"is_cot": 1}}, c, bos="default")
     start = {"prev_tilde": 1, BOS: 1}  # S: an edge's second vertex or <s> (a possible prompt end)
     emit_child = ({"C": 1, "child": 1, "visited": -1}, -1)
     emit_up = ({"C": 1, "up": 1, "haspar": 1}, -2)
-    if edge_count_check:
-        emit_start = ({**start, "is_end": 1}, -1)
-    else:
-        emit_start = (start, 0)
+    emit_start = ({**start, "is_end": 1}, -1) if edge_count_check else (start, 0)
     units = []
     for tag, (w1, b1) in (("child", emit_child), ("up", emit_up)):
         units.append(unit(f"val.{tag}", w1, b1, {"x": 1}, 0, {"out_val": 1}))
@@ -434,19 +436,46 @@ def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
     units.append(unit("yes", {"C": 1, "up": 1, "haspar": -1, "is_final": 1}, -2, {}, 1, {"out_yes": 1}))
     if edge_count_check:
         units.append(unit("no.edges", {**start, "is_end": -1}, 0, {}, 1, {"out_no": 1}))
-    layer7 = LayerSpec("transformer", [visited], None, FFNSpec(units), "L7 visited; decision")
+    return LayerSpec("transformer", [visited], None, FFNSpec(units), "L7 visited; decision")
 
-    unembed = None
-    if readout == "unembed":
-        unembed = {i: {"out_val": 2 * i, "out_g": -i * i} for i in range(1, n + 1)}
-        unembed["YES"] = {"out_yes": 1}
-        unembed["NO"] = {"out_no": 1}
-    elif readout != "tied":
+
+def _unembed(n: int, readout: Readout) -> dict | None:
+    """The read-out: vertex i scores 2 i out_val - i^2 out_g (argmax at i = out_val when out_g
+    = 1), YES / NO their flags; ``"tied"``: None, A.3's tied W_E (erratum B27-E1)."""
+    if readout == "tied":
+        return None
+    if readout != "unembed":
         raise PrecisionError(f"readout must be 'unembed' or 'tied', got {readout!r}")
+    unembed: dict = {i: {"out_val": 2 * i, "out_g": -i * i} for i in range(1, n + 1)}
+    unembed["YES"] = {"out_yes": 1}
+    unembed["NO"] = {"out_no": 1}
+    return unembed
+
+
+def dfs_transformer(n: int, p: int | None = None, readout: Readout = "unembed",
+                    edge_count_check: bool = True) -> Model:
+    """The Lemma B.27 Transformer for graphs on vertices 1..n (see the module docstring): seven
+    layers, one builder each above (``_layer1`` .. ``_layer7``), and the read-out.
+
+    ``p`` defaults to :func:`declared_p` (n); a smaller p raises PrecisionError naming the p
+    needed.  ``readout="tied"`` keeps A.3's tied W_E (the literal version, erratum B27-E1: it cannot
+    emit the tour).  ``edge_count_check=False`` drops the fix of errata B27-E3/B27-E4 (the tour starts at
+    the end of every prompt, whatever m is; literal version of the final check).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise PrecisionError(f"dfs-transformer: n must be a whole number >= 1, got {n!r}")
+    need = declared_p(n)
+    p = checked_format(p, need, lambda prec: precision_ok(n, prec), f"dfs-transformer at n = {n}")
+    c = constants(n, p)
+    vocab = Vocabulary(n)
+    lb = LayoutBuilder(vocab)
+    lb.alloc_many(DIMS)
+    layers = [_layer1(n), _layer2(n, c), _layer3(c), _layer4(c), _layer5(c), _layer6(n, c),
+              _layer7(c, edge_count_check)]
     return assemble(
-        arch="transformer", p=p, layout=layout, vocab=vocab,
-        layers=[layer1, layer2, layer3, layer4, layer5, layer6, layer7],
-        max_len=c.L, unembed=unembed, declared=declared_split(lambda prec: precision_ok(n, prec)), declared_p=need,
+        arch="transformer", p=p, layout=lb.build(), vocab=vocab, layers=layers,
+        max_len=c.L, unembed=_unembed(n, readout), declared=declared_split(lambda prec: precision_ok(n, prec)),
+        declared_p=need,
         meta={"construction": "dfs-transformer", "theorem": "4.7 / Lemma B.27", "n": n,
               "readout": readout, "edge_count_check": edge_count_check,
               "constants": {k: getattr(c, k) for k in ("G", "lam_pos", "lam_v", "mu", "lam_c", "s_d")}},

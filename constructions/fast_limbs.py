@@ -348,24 +348,31 @@ def _shifted_small(v: torch.Tensor, shift: int, b: int, L: int) -> torch.Tensor:
 
 
 def _finish_ints(R: torch.Tensor, shift: int, bound: int, b: int, L_out: int, tie: str) -> torch.Tensor | None:
-    """Signed digits (L_out, *shape) of ROUND(V / 2^shift), V = sum_k R[k] 2^(bk), entry by entry
-    in Python ints with the reference's own :func:`numerics.div_round`: for the few entries of
-    a decode step on the CPU, where one Python pass beats ~100 tensor operations.  None when
-    some |q| > bound (the caller's tensor path then clips and reports it)."""
+    """Signed digits (L_out, *shape) of ROUND(V / 2^shift), V = sum_k R[k] 2^(bk), in Python
+    ints: for the few entries of a decode step on the CPU, where a few list passes beat ~100
+    tensor operations.  The rounding is :func:`numerics.div_round`'s (floor, remainder, the tie
+    rule), written out per list so that no Python call is made per entry.  None when some
+    |q| > bound (the caller's tensor path then clips and reports it)."""
     shape = tuple(R.shape[1:])
     rows = R.reshape(R.shape[0], -1).tolist()
-    mask, den = (1 << b) - 1, 1 << shift
-    out = []
-    for col in zip(*rows):
-        v = 0
-        for k, r in enumerate(col):
-            v += r << (b * k)
-        q = div_round(v, den, tie) if shift else v
-        mag = -q if q < 0 else q
-        if mag > bound:
-            return None
-        digs = [(mag >> (b * k)) & mask for k in range(L_out)]
-        out.append([-x for x in digs] if q < 0 else digs)
-    if not out:
+    if not rows or not rows[0]:
         return torch.zeros((L_out,) + shape, dtype=torch.int64, device=R.device)
-    return torch.tensor(out, dtype=torch.int64, device=R.device).T.reshape((L_out,) + shape)
+    vs = rows[0]
+    for k in range(1, len(rows)):
+        bk = b * k
+        vs = [v + (r << bk) for v, r in zip(vs, rows[k])]
+    if shift:
+        half, low = 1 << (shift - 1), (1 << shift) - 1
+        if tie == "even":  # q = floor + 1 when the remainder is above half, or at half with an odd floor
+            qs = [(v >> shift) + ((v & low) > half or ((v & low) == half and (v >> shift) & 1)) for v in vs]
+        else:  # at half: away from zero (up exactly when the floor is >= 0)
+            qs = [(v >> shift) + ((v & low) > half or ((v & low) == half and v >= 0)) for v in vs]
+    else:
+        qs = vs
+    mags = [abs(q) for q in qs]
+    if max(mags) > bound:
+        return None
+    mask = (1 << b) - 1  # numpy from lists: a few times faster than torch.tensor(list)
+    digits = torch.from_numpy(np.array([[(m >> (b * k)) & mask for m in mags] for k in range(L_out)], dtype=np.int64))
+    neg = torch.from_numpy(np.array([q < 0 for q in qs], dtype=np.bool_))
+    return torch.where(neg, -digits, digits).to(R.device).reshape((L_out,) + shape)
