@@ -328,11 +328,12 @@ def read_back(c: Circuit, generated: list[Token]) -> Simulated:
     return Simulated(gates, toks, len(generated))
 
 
-def simulate(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator) -> Simulated:
-    """Decode (P + 1)(n + steps - 1) tokens on ``rnn_prompt`` and read them back."""
+def simulate(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator, replay=None) -> Simulated:
+    """Decode (P + 1)(n + steps - 1) tokens on ``rnn_prompt`` and read them back (``replay``: a
+    :class:`constructions.decode.Replay` continuing an interrupted decode)."""
     from .decode import chain_of_thought
 
     session = evaluator.session(model, prompt(c, rnn_prompt))
     total = cot_length(c, len(rnn_prompt), steps)
-    result = chain_of_thought(session, total - 1, answers=lambda t: False)
+    result = chain_of_thought(session, total - 1, answers=lambda t: False, replay=replay)
     return read_back(c, result.generated)

@@ -64,21 +64,62 @@ def _stop_predicate(answers: Iterable[Token] | Callable[[Token], bool]) -> Calla
     return lambda t: t in allowed
 
 
+@dataclass(frozen=True)
+class Replay:
+    """Resuming a long chain of thought (hours at the theorems' sizes) after an interruption.
+
+    ``tokens``: the first tokens this very decode generated in an earlier run (a checkpoint).
+    :func:`chain_of_thought` appends them in chunks, the session's prefill path (far cheaper than
+    one step per token), and at every chunk end asks the model for its next token, which must be
+    the replayed one: a checkpoint of another model, prompt or evaluator is refused, never
+    continued.  ``on_token(generated)`` is called after each token generated from then on (the
+    caller writes checkpoints there).  ``max_chunk_entries`` bounds chunk x sequence length (the
+    attention score entries of one chunk, per head)."""
+
+    tokens: Sequence[Token] = ()
+    on_token: Callable[[list[Token]], None] | None = None
+    max_chunk_entries: int = 1 << 24
+
+
+def _replay(session: Session, replay: Replay, is_answer: Callable[[Token], bool]) -> list[Token]:
+    """Append ``replay.tokens`` to the session, checking the model's next token at each chunk end."""
+    toks = list(replay.tokens)
+    if any(is_answer(t) for t in toks):
+        raise TokenError("a replayed chain of thought must stop before its answer (the decode it comes from had not ended)")
+    done = 0
+    while done < len(toks):
+        chunk = max(1, min(512, replay.max_chunk_entries // max(1, len(session.tokens))))
+        session.append(toks[done: done + chunk])
+        done = min(len(toks), done + chunk)
+        if done < len(toks) and (got := session.next_token()) != toks[done]:
+            raise TokenError(f"the replayed chain differs from the model's at generated token {done}: the model "
+                             f"gives {got!r}, the replay {toks[done]!r} (a checkpoint of another model or prompt); "
+                             "delete the checkpoint to decode from the start")
+    return toks
+
+
 def chain_of_thought(
     session: Session,
     max_steps: int,
     answers: Iterable[Token] | Callable[[Token], bool] = DEFAULT_ANSWERS,
+    replay: Replay | None = None,
 ) -> DecodeResult:
-    """Def A.4: append argmax tokens until one is an answer token, at most max_steps + 1 tokens."""
+    """Def A.4: append argmax tokens until one is an answer token, at most max_steps + 1 tokens.
+    ``replay``: continue an interrupted decode of the same model and prompt (:class:`Replay`);
+    the result is the one an uninterrupted decode gives."""
     is_answer = _stop_predicate(answers)
     prompt = list(session.tokens)
-    generated: list[Token] = []
-    for _ in range(max_steps + 1):
+    generated: list[Token] = _replay(session, replay, is_answer) if replay is not None else []
+    if len(generated) > max_steps:
+        raise TokenError(f"a replayed chain of {len(generated)} tokens is longer than max_steps = {max_steps}")
+    for _ in range(max_steps + 1 - len(generated)):
         tok = session.next_token()
         generated.append(tok)
         session.append([tok])
         if is_answer(tok):
             return DecodeResult(prompt, list(session.tokens), generated, tok, "answer")
+        if replay is not None and replay.on_token is not None:
+            replay.on_token(generated)
     return DecodeResult(prompt, list(session.tokens), generated, None, "max_steps")
 
 

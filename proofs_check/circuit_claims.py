@@ -36,10 +36,11 @@ def seeded_circuit(P: int, seed: int = 0, state_bits: int = 4) -> Circuit:
     return Circuit(tuple(gates), 1, 2, 1, state_bits, 1, (0, 1), ((0,), (3,)), name=f"random P={P}")
 
 
-def decode_cell(cell: dict) -> dict:
+def decode_cell(cell: dict, checkpoint=None) -> dict:
     """Decode the Thm 4.8 Transformer of ``cell["circuit"]`` at ``cell["n"]`` (T = n) with the
     exact fast evaluator; every gate value and RNN output is checked against the circuit
-    evaluator.  Top-level: runs on Dask workers."""
+    evaluator.  ``checkpoint`` (proofs_check.decode_checkpoints): resume from it and save
+    progress there (P = 1024 at n = 256 is hours).  Top-level: runs on Dask workers."""
     import torch
 
     from constructions.errors import ProofsCheckError
@@ -51,7 +52,8 @@ def decode_cell(cell: dict) -> dict:
     c, n = circuit_from_json(cell["circuit"]), cell["n"]
     model = circuit_transformer(c, n, n)
     require_cell_model(model, cell, f"{c.name} at n = {n}")
-    rec = simulation_record(c, model, _rnn_prompt(c, n), n, FastEvaluator())
+    replay = checkpoint.replay(model.vocab) if checkpoint is not None else None
+    rec = simulation_record(c, model, _rnn_prompt(c, n), n, FastEvaluator(), replay)
     if not rec["equal"]:
         raise ProofsCheckError(f"{c.name} at n = {n}: the decoded chain of thought differs from the circuit evaluator")
     return {"cot_length": rec["cot_length"], **stamp("FastEvaluator exact (checked: the circuit evaluator, every gate)")}
@@ -89,7 +91,7 @@ def circuit_rows(sizes: Sequence[int] | None = None, decode: DecodeOptions | Non
             m = circuit_transformer(c, n, n)
             plans.append((c, n, m, {"source": "circuit", "theorem": "4.8", "circuit": c.to_json(), "P": c.size,
                                     "n": n, "mode": "exact", "model": model_digest(m)}))
-    got = measured([pl[-1] for pl in plans], _decode_cheap, decode_cell, decode, desc="4.8 decodes")
+    got = measured([pl[-1] for pl in plans], _decode_cheap, decode_cell, decode, desc="4.8 decodes", checkpoints=True)
     rows = []
     for c, n, m, cell in plans:
         sizes_n = measure(m)

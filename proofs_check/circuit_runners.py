@@ -59,8 +59,8 @@ class CircuitInstance:
     source: Any = None  # the circuit as given (name, path or JSON object): echoed so a record can be run again
 
 
-def simulation_record(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator) -> dict:
-    sim = simulate(c, model, rnn_prompt, steps, evaluator)
+def simulation_record(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator, replay=None) -> dict:
+    sim = simulate(c, model, rnn_prompt, steps, evaluator, replay)
     ref = run(c, rnn_prompt, steps - 1)
     ref_out = [sv.emitted for sv in ref]
     chain = sim.rnn_tokens[len(rnn_prompt) - 1:]

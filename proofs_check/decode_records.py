@@ -94,12 +94,14 @@ def known_results(records: str | None) -> dict[str, Any]:
 
 
 def measured(cells: Sequence[Cell], allowed: Callable[[Cell], bool], fn: Callable[[Cell], Any],
-             options: DecodeOptions, desc: str = "decodes") -> dict[str, Any]:
+             options: DecodeOptions, desc: str = "decodes", checkpoints: bool = False) -> dict[str, Any]:
     """Key -> result for each cell that is measured: read from ``options.records``, or decoded
     now by ``fn`` (a top-level function: it runs on Dask workers) when ``options.decode_all`` or
     ``allowed(cell)``.  Cells neither known nor allowed are left out of the answer.  A decode that
     fails (its check against the reference, an overflow, a dead worker) raises ProofsCheckError
-    after the others have finished and been recorded."""
+    after the others have finished and been recorded.  ``checkpoints``: ``fn`` takes a
+    ``checkpoint=`` keyword (proofs_check.decode_checkpoints); with records, each decode then
+    saves its progress in ``partial/`` beside the records file and resumes from it."""
     known = known_results(options.records)
     keys = [cell_key(c) for c in cells]
     todo = [c for c, k in zip(cells, keys) if k not in known and (options.decode_all or allowed(c))]
@@ -114,6 +116,12 @@ def measured(cells: Sequence[Cell], allowed: Callable[[Cell], bool], fn: Callabl
         except OSError as exc:
             raise InputError(f"cannot create {path.parent} for the decode records: {exc.strerror or exc}; "
                              "pass --decodes FILE elsewhere or --decodes none") from None
+    if checkpoints and path is not None:
+        from functools import partial
+
+        from .decode_checkpoints import run_with_checkpoint
+
+        fn = partial(run_with_checkpoint, fn, str(path.parent / "partial"))
     records = run_cells(todo, fn, out=path, resume=True, executor=options.executor(), desc=desc)
     failed = [r for r in records if r["status"] != "ok"]
     for r in records:

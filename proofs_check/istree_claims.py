@@ -157,12 +157,13 @@ def _check_decode(c: Construction, n: int, g: Graph, res, length: int) -> None:
         raise ProofsCheckError(f"{where}: chain of {length} tokens > bound {c.bound(n)}")
 
 
-def decode_cell(cell: dict) -> dict:
+def decode_cell(cell: dict, checkpoint=None) -> dict:
     """Decode one graph (``cell["edges"]``) with the construction of ``cell["theorem"]`` at
     ``cell["n"]`` by the exact fast evaluator, check it (:func:`_check_decode`) and return the
     counted chain length (module docstring) with how it was measured.  The model rebuilt here
     must have the digest the cell was made for (else the construction changed: refused).
-    Top-level: runs on Dask workers."""
+    ``checkpoint`` (proofs_check.decode_checkpoints): resume a chain-of-thought decode from it and
+    save progress there.  Top-level: runs on Dask workers."""
     import torch
 
     from constructions.decode import RegexOracle, chain_of_thought, retrieval_augmented
@@ -182,7 +183,7 @@ def decode_cell(cell: dict) -> dict:
             res = retrieval_augmented(session, model.vocab, max_chain(n), answers={"YES", "NO"}, oracle=oracle)
         length = len(res.sequence) - len(res.prompt) - 1
     else:
-        res = chain_of_thought(session, c.bound(n))
+        res = chain_of_thought(session, c.bound(n), replay=checkpoint.replay(model.vocab) if checkpoint else None)
         length = res.steps
     _check_decode(c, n, g, res, length)
     return {"counted": length, "answer": res.answer, "generated": len(res.generated),
@@ -227,7 +228,7 @@ def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None,
     order = sorted(plan, key=lambda cn: -_cost(cn[0].theorem, cn[1]))  # longest first
     results = measured([cell for c, n in order for cell in cells[c.theorem, n]],
                        lambda cell: cell["n"] <= _construction(cell["theorem"]).decode_up_to, decode_cell, decode,
-                       desc="istree decodes")
+                       desc="istree decodes", checkpoints=True)
     rows = []
     for c, n in plan:
         sizes_n = measure(models[c.theorem, n])

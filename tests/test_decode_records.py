@@ -75,7 +75,7 @@ def test_istree_rows_use_records_and_only_for_the_same_model(tmp_path, monkeypat
     first = {r.theorem: r.sizes["cot_steps"] for r in istree_claims.istree_rows([4], decode=opts)}
     assert first["4.7"] == "measured 7 (bound 7)"
 
-    def refuse(cell):
+    def refuse(cell, checkpoint=None):
         raise AssertionError("decoded again although recorded")
 
     monkeypatch.setattr(istree_claims, "decode_cell", refuse)
