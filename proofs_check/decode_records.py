@@ -167,6 +167,13 @@ def summary_markdown(records: str = DEFAULT_RECORDS) -> str:
         if r.get("seconds"):
             fits.setdefault((cell.get("theorem", "-"), what), []).append((cell["n"], r["seconds"]))
     out = ["\n".join(lines), ""]
+    partial = in_progress(records)
+    if partial:
+        out += ["In progress (a checkpoint in partial/, continued by the next `--decode-all`; "
+                "proofs_check.decode_checkpoints):", ""]
+        out += [f"- Thm {c.get('theorem', '-')}, {_INPUT.get(c.get('source'), lambda c: '-')(c)}, n = {c['n']}: "
+                f"{toks} tokens decoded (saved {saved})" for c, toks, saved in partial]
+        out.append("")
     for (thm, what), pts in fits.items():
         if len({n for n, _ in pts}) < 2:
             continue
@@ -175,6 +182,21 @@ def summary_markdown(records: str = DEFAULT_RECORDS) -> str:
         e = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
         out.append(f"- Thm {thm}, {what}: seconds ~ n^{e:.2f} over n = {', '.join(str(n) for n, _ in sorted(pts))}")
     return "\n".join(out) + "\n"
+
+
+def in_progress(records: str = DEFAULT_RECORDS) -> list[tuple[dict, int, str]]:
+    """(cell, tokens saved, when) of every decode checkpoint beside ``records`` (partial/)."""
+    import gzip
+    import json
+
+    out = []
+    for path in sorted((Path(records).parent / "partial").glob("*.json.gz")):
+        try:
+            data = json.loads(gzip.decompress(path.read_bytes()))
+            out.append((json.loads(data["key"]), int(data["tokens"]), str(data["saved"])))
+        except (OSError, ValueError, KeyError, EOFError):
+            continue  # a damaged checkpoint is reported (and refused) by the decode that reads it
+    return sorted(out, key=lambda t: (t[0].get("theorem", ""), t[0]["n"]))
 
 
 SUMMARY_HEAD = """# Recorded decodes of the claims table
@@ -189,7 +211,8 @@ often shared with other jobs: the load column is the 1-minute load average when 
 ended (on 2 cores, a load of 4 means about half speed).  The fitted exponents below mix the
 engine versions and loads the records were made under: a rough guide, not a benchmark
 (`benchmarks/large_n.py` is one; notes/performance.md).  `python -m proofs_check.claims
---decode-all` fills in the chains not yet recorded.
+--decode-all` fills in the chains not yet recorded; a decode longer than a session saves its
+progress in `notes/decodes/partial/` every 10 minutes and the next run continues it.
 
 """
 

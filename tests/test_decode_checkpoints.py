@@ -113,3 +113,15 @@ def test_measured_hands_checkpoints_beside_the_records(tmp_path):
     none = DecodeOptions(records=None, decode_all=True, workers=1, quiet=True)
     (res,) = measured([{"n": 2}], lambda c: True, _note_checkpoint, none, checkpoints=True).values()
     assert res == {"dir": None}  # --decodes none: nothing kept, so no checkpoint either
+
+
+def test_the_summary_lists_decodes_in_progress(setting, tmp_path):
+    from proofs_check.decode_records import summary_markdown
+
+    model, g, full = setting
+    records = tmp_path / "claims.jsonl"
+    records.write_text("")
+    cell = {"source": "circuit", "theorem": "4.8", "P": 1024, "n": 256}
+    Checkpoint.for_cell(tmp_path / "partial", cell).save(model.vocab, full.generated[:5])
+    text = summary_markdown(str(records))
+    assert "- Thm 4.8, P = 1024, n = 256: 5 tokens decoded (saved " in text
