@@ -844,7 +844,7 @@ precondition).  Which instances were drawn is listed with each failure.
 **Sizes.** Thm 4.6 / 5.6 at n = 16 .. 1024, 5.2 up to 256, 5.7 (b) up to 256, 4.7 up to 32,
 5.3 and 5.7 (a) at n = 6 and 8 only: their long chains (hundreds to thousands of tokens) are
 slow to decode exactly; `python -m proofs_check.precision --write FILE --large` takes 4.7, 5.3
-and 5.7 (a) up to n = 512 (hours: one record per instance in notes/precision/formats_large.jsonl,
+and 5.7 (a) up to n = 512 (hours: one record per instance and format in notes/precision/formats_large.jsonl,
 so an interrupted run continues where it stopped), and `proofs-check precision NAME --n N` runs
 any other size.
 
@@ -954,7 +954,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--large", action="store_true",
                     help="Table 1 at issue #10's sizes: 4.7, 5.3, 5.7 (a) up to n = 512 (LARGE_PLAN; hours; "
-                    "resumable: one record per instance, see --records)")
+                    "resumable: one record per instance and format, see --records)")
     ap.add_argument("--records", metavar="FILE",
                     help="read and append Table 1's per-instance records in FILE (default with --large: "
                     "notes/precision/formats_large.jsonl; 'none': one job per row, nothing kept); an "

@@ -2,18 +2,19 @@
 
 :func:`proofs_check.precision.format_row` decodes a whole row (one construction at one n, K
 instances, exact then every float format) in one job.  At issue #10's sizes one such row is
-hours (Thm 5.7 (a) at n = 512: about 10^5 tokens per instance, an hour per exact decode on
-2 cores), so ``--large`` would lose everything to one interruption.  Here the unit of work is
-one **instance** of a row, a sweep cell (:mod:`proofs_check.sweep`)::
+hours (Thm 5.7 (a) at n = 512: about 7 x 10^4 tokens per instance, an hour or more per decode
+in each format on one core), longer than a working session, so ``--large`` would lose
+everything to one interruption.  Here the unit of work is one **instance in one format**, a
+sweep cell (:mod:`proofs_check.sweep`)::
 
     {"source": "formats", "name": ..., "n": ..., "k": ..., "seed": ..., "index": i,
-     "label": ..., "formats": [...], "model": SHA-256 of the declared-p model}
+     "label": ..., "format": "exact" | "float64" | ..., "model": SHA-256 of the declared-p model}
 
-:func:`format_case` decodes instance ``i`` of the row's sample in ``exact`` first, then in each
-float format, and returns per format whether the answer is the reference answer and whether
-the chain equals the exact chain; each record is appended to a JSONL file (default for
-``--large``: :data:`LARGE_RECORDS`, committed) the moment it ends, and a run of the same command
-reads the finished ones back and decodes only the rest.  :func:`row_of_cases` folds a row's
+:func:`format_case` decodes instance ``i`` of the row's sample in that format and returns
+whether the answer is the reference answer and the SHA-256 of the decoded chain (the float
+chains are compared with the exact one by digest when the row is folded); each record is
+appended to a JSONL file (default for ``--large``: :data:`LARGE_RECORDS`, committed) the moment
+it ends, and a run of the same command reads the finished ones back and decodes only the rest.  :func:`row_of_cases` folds a row's
 records into the same :class:`~proofs_check.precision.FormatRow` that ``format_row`` returns
 (test_precision_records checks the two agree).
 
@@ -23,6 +24,7 @@ reference evaluator by its equivalence tests; the float modes follow the same de
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, Sequence
 
@@ -35,10 +37,15 @@ from .sweep import Executor, results_or_raise, run_cells
 LARGE_RECORDS = "notes/precision/formats_large.jsonl"
 
 
+def _chain_digest(chain: Sequence[str]) -> str:
+    """SHA-256 of a decoded chain (tokens after the prompt, as text, one per line)."""
+    return hashlib.sha256("\n".join(chain).encode()).hexdigest()
+
+
 def format_case(cell: dict) -> dict:
-    """Decode instance ``cell["index"]`` of the row's sample in every format (exact first) and
-    say, per format, whether it is correct and whether its chain is the exact chain.
-    Top level: runs on sweep workers."""
+    """Decode instance ``cell["index"]`` of the row's sample in format ``cell["format"]``: is the
+    answer the reference answer, the chain's SHA-256 (compared with the exact one's when the
+    row is folded), how long it took.  Top level: runs on sweep workers."""
     import torch
 
     from constructions.decode import RegexOracle
@@ -52,31 +59,30 @@ def format_case(cell: dict) -> dict:
     if model_digest(model) != cell["model"]:
         raise ProofsCheckError(f"{con.name} at n={cell['n']}: the model built now is not the one this cell was made for")
     case = con.cases(cell["n"], cell["k"], cell["seed"])[cell["index"]]
-    formats = list(dict.fromkeys(["exact", *cell["formats"]]))
-    outcomes: dict[str, dict[str, Any]] = {}
-    exact_chain: list[str] = []
     with RegexOracle() as oracle:
-        for fmt in formats:
-            out = P._run_case(con, model, case, FastEvaluator(mode=fmt, device=cell.get("device", "cpu")), oracle)
-            if fmt == "exact":
-                exact_chain = out.chain
-            same = None if not con.has_chain or fmt == "exact" else (out.error is None and out.chain == exact_chain)
-            outcomes[fmt] = {"correct": out.correct, "short": out.short(), "chain_equal": same,
-                             "tokens": len(out.chain)}
-    return {"label": case.label, "p": model.p, "outcomes": outcomes, "seconds": round(time.time() - t0, 2)}
+        out = P._run_case(con, model, case, FastEvaluator(mode=cell["format"], device=cell.get("device", "cpu")), oracle)
+    return {"label": case.label, "p": model.p, "format": cell["format"], "correct": out.correct, "short": out.short(),
+            "error": out.error is not None, "chain_sha256": _chain_digest(out.chain), "tokens": len(out.chain),
+            "seconds": round(time.time() - t0, 2)}
 
 
 def row_of_cases(name: str, n: int, p: int, results: Sequence[dict], formats: Sequence[str]) -> P.FormatRow:
-    """The FormatRow of one construction at one n from its instances' :func:`format_case` results."""
+    """The FormatRow of one construction at one n from the :func:`format_case` results of its
+    instances in every format (any order)."""
     con = P.construction(name)
+    by = {(r["label"], r["format"]): r for r in results}
+    labels = list(dict.fromkeys(r["label"] for r in results))
     rows: dict[str, P.FormatResult] = {}
     for fmt in dict.fromkeys(["exact", *formats]):
-        outs = [r["outcomes"][fmt] for r in results]
-        equal = None if not con.has_chain or fmt == "exact" else sum(bool(o["chain_equal"]) for o in outs)
+        outs = [by[lab, fmt] for lab in labels]
+        equal = None
+        if con.has_chain and fmt != "exact":
+            equal = sum(1 for lab, o in zip(labels, outs)
+                        if not o["error"] and o["chain_sha256"] == by[lab, "exact"]["chain_sha256"])
         rows[fmt] = P.FormatResult(sum(o["correct"] for o in outs), len(outs), equal,
                                    [o["short"] for o in outs if not o["correct"]])
-    return P.FormatRow(con.theorem, name, con.task, con.arch, n, p, len(results), rows,
-                       [r["label"] for r in results], round(sum(r["seconds"] for r in results), 2))
+    return P.FormatRow(con.theorem, name, con.task, con.arch, n, p, len(labels), rows, labels,
+                       round(sum(r["seconds"] for r in results), 2))
 
 
 def _row_cells(name: str, n: int, k: int, seed: int, formats: Sequence[str]) -> tuple[list[dict], P.FormatRow | None]:
@@ -92,7 +98,8 @@ def _row_cells(name: str, n: int, k: int, seed: int, formats: Sequence[str]) -> 
         return [], P.FormatRow(con.theorem, name, con.task, con.arch, n, 0, 0, {}, [], 0.0, " ".join(str(exc).split()))
     digest = model_digest(model)
     return [{"source": "formats", "name": name, "n": n, "k": k, "seed": seed, "index": i, "label": c.label,
-             "formats": list(formats), "model": digest} for i, c in enumerate(cases)], None
+             "format": fmt, "model": digest}
+            for i, c in enumerate(cases) for fmt in dict.fromkeys(["exact", *formats])], None
 
 
 def recorded_format_rows(plan: dict[str, tuple[tuple[int, ...], int]], records: str | None, seed: int = P.SEED,

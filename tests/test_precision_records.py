@@ -20,7 +20,7 @@ def test_rows_from_instance_records_equal_the_whole_row_job(name, n):
     (counts, chain = exact, failures, labels, p); only the seconds differ."""
     whole = P.format_row(name, n, 2)
     cells, error = R._row_cells(name, n, 2, P.SEED, P.FORMATS)
-    assert error is None and len(cells) == whole.instances
+    assert error is None and len(cells) == whole.instances * len(P.FORMATS)
     folded = R.row_of_cases(name, n, whole.p, [R.format_case(c) for c in cells], P.FORMATS)
     assert folded.results == whole.results
     assert (folded.labels, folded.p, folded.instances, folded.error) == (whole.labels, whole.p, whole.instances, None)
@@ -28,20 +28,23 @@ def test_rows_from_instance_records_equal_the_whole_row_job(name, n):
 
 def test_bfloat16_failure_on_figure3_survives_the_records():
     """The one known float failure of the sample (bfloat16, DFS Transformer, Figure 3) is
-    reported from the records as from the row job."""
-    (cell,), _ = R._row_cells("dfs-transformer", 6, 1, P.SEED, P.FORMATS)
-    res = R.format_case(cell)
-    assert res["label"] == "Figure 3" and res["outcomes"]["exact"]["correct"]
-    assert res["outcomes"]["bfloat16"] == {**res["outcomes"]["bfloat16"], "correct": False, "chain_equal": False}
-    assert res["outcomes"]["float64"]["chain_equal"] is True
+    reported from the records as from the row job: wrong answer, chain unlike the exact one."""
+    cells, _ = R._row_cells("dfs-transformer", 6, 1, P.SEED, P.FORMATS)
+    res = {c["format"]: R.format_case(c) for c in cells}
+    assert set(res) == set(P.FORMATS) and all(r["label"] == "Figure 3" for r in res.values())
+    assert res["exact"]["correct"] and res["float64"]["chain_sha256"] == res["exact"]["chain_sha256"]
+    assert not res["bfloat16"]["correct"] and res["bfloat16"]["chain_sha256"] != res["exact"]["chain_sha256"]
+    row = R.row_of_cases("dfs-transformer", 6, res["exact"]["p"], list(res.values()), P.FORMATS)
+    assert row.results["bfloat16"].failures == ["Figure 3: answered NO"] and row.results["bfloat16"].chain_equal == 0
 
 
 def test_a_second_run_reads_the_records_and_decodes_nothing(tmp_path, monkeypatch):
     path = tmp_path / "formats.jsonl"
     first = R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert len(lines) == 4 and all(r["status"] == "ok" for r in lines)
-    assert {(r["cell"]["name"], r["cell"]["index"]) for r in lines} == {(m, i) for m in PLAN for i in range(2)}
+    assert len(lines) == 16 and all(r["status"] == "ok" for r in lines)
+    assert {(r["cell"]["name"], r["cell"]["index"], r["cell"]["format"]) for r in lines} == \
+        {(m, i, f) for m in PLAN for i in range(2) for f in P.FORMATS}
 
     def refuse(cell):
         raise AssertionError("decoded again although recorded")
@@ -56,18 +59,18 @@ def test_an_interrupted_run_decodes_only_the_missing_instances(tmp_path, monkeyp
     path = tmp_path / "formats.jsonl"
     R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
     lines = path.read_text().splitlines()
-    path.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])  # one lost, one torn
+    path.write_text("\n".join(lines[:14]) + "\n" + lines[14][: len(lines[14]) // 2])  # one lost, one torn
     seen = []
     real = R.format_case
     monkeypatch.setattr(R, "format_case", lambda cell: seen.append(cell["index"]) or real(cell))
     R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
-    assert len(seen) == 1
+    assert len(seen) == 2
 
 
 def test_records_of_other_weights_are_not_used(tmp_path):
     """A cell names its model's digest; a record made for other weights is refused by the
     decoder rather than reported as this model's."""
-    (cell, _), _ = R._row_cells("dfs-transformer", 6, 2, P.SEED, P.FORMATS)
+    cell = R._row_cells("dfs-transformer", 6, 2, P.SEED, P.FORMATS)[0][0]
     with pytest.raises(P.ProofsCheckError, match="not the one this cell was made for"):
         R.format_case({**cell, "model": "0" * 64})
 
