@@ -747,7 +747,8 @@ def formats_markdown(rows: Sequence[FormatRow]) -> str:
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         if r.error:
-            lines.append(f"| {r.theorem} | {r.name} | {r.n} | | | error: {r.error} | | | | |")
+            what = r.error if r.error.startswith("in progress") else f"error: {r.error}"
+            lines.append(f"| {r.theorem} | {r.name} | {r.n} | | | {what} | | | | |")
             continue
         cells = [_frac(r.results.get(f)) for f in FORMATS]
         marked = [c if c.split("/")[0] == c.split("/")[-1] or not c else f"**{c}**" for c in cells]
@@ -891,16 +892,17 @@ first failure ends that p: "instance i/K" in the last column).
 
 
 def write_markdown(path: str, workers: int | None = None, seed: int = SEED, large: bool = False,
-                   records: str | None = None) -> str:
+                   records: str | None = None, recorded_only: bool = False) -> str:
     """The whole notes/precision/formats.md.  ``records``: Table 1 from per-instance records in
     that JSONL file (proofs_check.precision_records: resumable; what ``--large`` uses), else
-    one job per row as before."""
+    one job per row as before; ``recorded_only``: decode nothing for Table 1, rows without all
+    their records say "in progress"."""
     t0 = time.time()
     plan = LARGE_PLAN if large else TABLE_PLAN
     if records is not None:
         from .precision_records import recorded_format_rows
 
-        rows = recorded_format_rows(plan, records, seed=seed, workers=workers)
+        rows = recorded_format_rows(plan, records, seed=seed, workers=workers, decode=not recorded_only)
     else:
         rows = float_format_rows(seed=seed, workers=workers, plan=plan)
     t1 = time.time()
@@ -959,6 +961,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="read and append Table 1's per-instance records in FILE (default with --large: "
                     "notes/precision/formats_large.jsonl; 'none': one job per row, nothing kept); an "
                     "interrupted run continues where it stopped when run again")
+    ap.add_argument("--recorded-only", action="store_true",
+                    help="Table 1 from the records alone (no decoding; rows not all recorded say 'in progress')")
     args = ap.parse_args(argv)
     plan = LARGE_PLAN if args.large else TABLE_PLAN
     records = args.records
@@ -968,8 +972,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = LARGE_RECORDS
     if records == "none":
         records = None
+    if args.recorded_only and records is None:
+        raise SystemExit("--recorded-only needs records (--large, or --records FILE)")
     if args.write:
-        write_markdown(args.write, args.workers, args.seed, args.large, records)
+        write_markdown(args.write, args.workers, args.seed, args.large, records, args.recorded_only)
         print(f"wrote {args.write}")
     else:
         rows = float_format_rows(seed=args.seed, workers=args.workers, plan=plan)

@@ -79,6 +79,16 @@ def test_records_of_other_weights_are_not_used(tmp_path):
                                        (["--records", "x.jsonl"], "x.jsonl")])
 def test_the_writer_keeps_records_for_large_by_default(argv, want, monkeypatch, tmp_path):
     got = {}
-    monkeypatch.setattr(P, "write_markdown", lambda path, workers, seed, large, records: got.update(records=records, large=large))
+    monkeypatch.setattr(P, "write_markdown", lambda path, workers, seed, large, records, recorded_only:
+                        got.update(records=records, large=large))
     assert P.main(["--write", str(tmp_path / "f.md"), *argv]) == 0
     assert got == {"records": want, "large": "--large" in argv}
+
+
+def test_recorded_only_reports_rows_in_progress(tmp_path):
+    path = tmp_path / "formats.jsonl"
+    R.recorded_format_rows({"index-transformer": ((4,), 2)}, str(path), workers=1, quiet=True)
+    full, part = R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True, decode=False)
+    assert part.error is None and part.results["exact"].correct == 2  # index-transformer: all recorded
+    assert full.error.startswith("in progress: 0 of 8 instance-format records")
+    assert "| 4.7 | dfs-transformer | 6 | | | in progress: 0 of 8" in P.formats_markdown([full])
