@@ -107,7 +107,7 @@ def recorded_format_rows(plan: dict[str, tuple[tuple[int, ...], int]], records: 
                          quiet: bool = False, decode: bool = True) -> list[P.FormatRow]:
     """Table 1's rows for every (construction, n) of ``plan`` (in plan order), one sweep cell
     per instance and format: finished cells are read from ``records`` (None: nothing read or
-    written), the others decoded now (longest first) and appended as they end.  ``decode=False``
+    written), the others decoded now (cheapest first) and appended as they end.  ``decode=False``
     (``--recorded-only``): nothing is decoded; a row whose records are not all there says so
     (its ``error``: in progress, r of c)."""
     from .sweep import cell_key, finished, read_records
@@ -119,7 +119,9 @@ def recorded_format_rows(plan: dict[str, tuple[tuple[int, ...], int]], records: 
             plan_rows.append((name, n, row_cells, error_row))
             cells += row_cells
     if decode:
-        order = sorted(cells, key=lambda c: -P._cost(c["name"], c["n"]))
+        # cheapest first: a run cut short (a session ends) leaves whole rows of the small n
+        # finished (shown at once with --recorded-only) rather than pieces of the largest ones
+        order = sorted(cells, key=lambda c: P._cost(c["name"], c["n"]))
         records_list = run_cells(order, format_case, out=records, resume=True,
                                  executor=Executor(workers=workers, quiet=quiet), desc="format instances")
         known = {cell_key(c): res for c, res in zip(order, results_or_raise(records_list))}
