@@ -20,6 +20,7 @@ from constructions.evaluate_fast import FastEvaluator
 
 from .automata import named_circuit
 from .claims import ClaimRow, measure
+from .decode_checkpoints import progress_note, saved_tokens
 from .decode_records import DecodeOptions, measured
 from .sweep import cell_key
 
@@ -68,11 +69,11 @@ def _decode_cheap(cell: dict) -> bool:
     return cell["n"] <= 4 and cell["P"] <= 40
 
 
-def _cot_cell(c: Circuit, n: int, got: dict | None) -> str:
+def _cot_cell(c: Circuit, n: int, got: dict | None, note: str = "") -> str:
     bound = (c.size + 1) * n
     if got is not None:
         return f"measured {got['cot_length']} (printed bound (P+1)n = {bound})"
-    return f"{cot_length(c, n, n)} (not decoded; printed bound (P+1)n = {bound})"
+    return f"{cot_length(c, n, n)} (not decoded{note}; printed bound (P+1)n = {bound})"
 
 
 def circuit_rows(sizes: Sequence[int] | None = None, decode: DecodeOptions | None = None) -> list[ClaimRow]:
@@ -92,11 +93,12 @@ def circuit_rows(sizes: Sequence[int] | None = None, decode: DecodeOptions | Non
             plans.append((c, n, m, {"source": "circuit", "theorem": "4.8", "circuit": c.to_json(), "P": c.size,
                                     "n": n, "mode": "exact", "model": model_digest(m)}))
     got = measured([pl[-1] for pl in plans], _decode_cheap, decode_cell, decode, desc="4.8 decodes", checkpoints=True)
+    saved = saved_tokens(decode.records, [pl[-1] for pl in plans])
     rows = []
     for c, n, m, cell in plans:
         sizes_n = measure(m)
         ratio = sizes_n["param_bits"] / (c.size * math.log2(max(c.size, n)))
-        sizes_n["cot_steps"] = _cot_cell(c, n, got.get(cell_key(cell)))
+        sizes_n["cot_steps"] = _cot_cell(c, n, got.get(cell_key(cell)), progress_note(saved, [cell]))
         rows.append(ClaimRow("4.8", f"{c.name} (P={c.size}); bits / (P log2 max(P,n)) = {ratio:.1f}",
                              "transformer", n, sizes_n))
     return rows

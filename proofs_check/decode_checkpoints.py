@@ -90,3 +90,25 @@ def run_with_checkpoint(fn, directory: str, cell: Cell):
     out = fn(cell, checkpoint=cp)
     cp.clear()
     return out
+
+
+def saved_tokens(records: str | None, cells: Sequence[Cell]) -> dict[str, int]:
+    """Cell key -> tokens decoded so far, for the cells of ``cells`` with a checkpoint beside
+    ``records`` (what a "not decoded" row of the claims table can say about its progress)."""
+    if records is None:
+        return {}
+    out = {}
+    for cell in cells:
+        cp = Checkpoint.for_cell(Path(records).parent / "partial", cell)
+        if cp.path.exists():
+            try:
+                out[cp.key] = int(json.loads(gzip.decompress(cp.path.read_bytes()))["tokens"])
+            except (OSError, ValueError, KeyError, EOFError):
+                continue
+    return out
+
+
+def progress_note(saved: dict[str, int], cells: Sequence[Cell]) -> str:
+    """``"; in progress: 27723 / 25437 tokens decoded"`` for the cells with a checkpoint, else ``""``."""
+    got = [saved[cell_key(c)] for c in cells if cell_key(c) in saved]
+    return f"; in progress: {' / '.join(map(str, got))} tokens decoded" if got else ""

@@ -40,6 +40,7 @@ from constructions.model import Model
 from constructions.modelfile import model_digest
 
 from .claims import SIZES, ClaimRow, measure
+from .decode_checkpoints import progress_note, saved_tokens
 from .decode_records import DecodeOptions, measured
 from .graphs import Graph, istree_answer, random_tree, shuffle_edges
 from .sweep import cell_key
@@ -229,6 +230,7 @@ def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None,
     results = measured([cell for c, n in order for cell in cells[c.theorem, n]],
                        lambda cell: cell["n"] <= _construction(cell["theorem"]).decode_up_to, decode_cell, decode,
                        desc="istree decodes", checkpoints=True)
+    saved = saved_tokens(decode.records, [cell for c, n in plan for cell in cells[c.theorem, n]])
     rows = []
     for c, n in plan:
         sizes_n = measure(models[c.theorem, n])
@@ -237,7 +239,8 @@ def istree_rows(sizes: Sequence[int] | None = None, workers: int | None = None,
             seen = {cell["graph"]: r["counted"] for cell, r in zip(cells[c.theorem, n], got)}
             sizes_n.update({"cot_steps": f"measured {max(seen.values())} (bound {c.bound(n)})", "cot_measured": seen})
         else:
-            sizes_n["cot_steps"] = f"bound {c.bound(n)} (not decoded)"
+            note = progress_note(saved, cells[c.theorem, n])
+            sizes_n["cot_steps"] = f"bound {c.bound(n)} (not decoded{note})"
         sizes_n["cot_bound"] = c.bound(n)
         rows.append(ClaimRow(c.theorem, c.task, c.model, n, sizes_n))
     return rows

@@ -125,3 +125,14 @@ def test_the_summary_lists_decodes_in_progress(setting, tmp_path):
     Checkpoint.for_cell(tmp_path / "partial", cell).save(model.vocab, full.generated[:5])
     text = summary_markdown(str(records))
     assert "- Thm 4.8, P = 1024, n = 256: 5 tokens decoded (saved " in text
+
+
+def test_a_row_not_decoded_says_how_far_its_checkpoint_got(setting, tmp_path):
+    from proofs_check.decode_checkpoints import progress_note, saved_tokens
+
+    model, g, full = setting
+    cells = [{"n": 512, "graph": "random tree"}, {"n": 512, "graph": "path"}]
+    Checkpoint.for_cell(tmp_path / "partial", cells[1]).save(model.vocab, full.generated[:4])
+    saved = saved_tokens(str(tmp_path / "claims.jsonl"), cells)
+    assert progress_note(saved, cells) == "; in progress: 4 tokens decoded"
+    assert progress_note(saved, cells[:1]) == "" and saved_tokens(None, cells) == {}
