@@ -61,27 +61,30 @@ def format_case(cell: dict) -> dict:
     case = con.cases(cell["n"], cell["k"], cell["seed"])[cell["index"]]
     with RegexOracle() as oracle:
         out = P._run_case(con, model, case, FastEvaluator(mode=cell["format"], device=cell.get("device", "cpu")), oracle)
-    return {"label": case.label, "p": model.p, "format": cell["format"], "correct": out.correct, "short": out.short(),
+    return {"index": cell["index"], "label": case.label, "p": model.p, "format": cell["format"],
+            "correct": out.correct, "short": out.short(),
             "error": out.error is not None, "chain_sha256": _chain_digest(out.chain), "tokens": len(out.chain),
             "seconds": round(time.time() - t0, 2)}
 
 
 def row_of_cases(name: str, n: int, p: int, results: Sequence[dict], formats: Sequence[str]) -> P.FormatRow:
     """The FormatRow of one construction at one n from the :func:`format_case` results of its
-    instances in every format (any order)."""
+    instances in every format (any order; instances are told apart by their index in the
+    sample, since several can share a label such as "random")."""
     con = P.construction(name)
-    by = {(r["label"], r["format"]): r for r in results}
-    labels = list(dict.fromkeys(r["label"] for r in results))
+    by = {(r["index"], r["format"]): r for r in results}
+    indices = sorted({r["index"] for r in results})
     rows: dict[str, P.FormatResult] = {}
     for fmt in dict.fromkeys(["exact", *formats]):
-        outs = [by[lab, fmt] for lab in labels]
+        outs = [by[i, fmt] for i in indices]
         equal = None
         if con.has_chain and fmt != "exact":
-            equal = sum(1 for lab, o in zip(labels, outs)
-                        if not o["error"] and o["chain_sha256"] == by[lab, "exact"]["chain_sha256"])
+            equal = sum(1 for i, o in zip(indices, outs)
+                        if not o["error"] and o["chain_sha256"] == by[i, "exact"]["chain_sha256"])
         rows[fmt] = P.FormatResult(sum(o["correct"] for o in outs), len(outs), equal,
                                    [o["short"] for o in outs if not o["correct"]])
-    return P.FormatRow(con.theorem, name, con.task, con.arch, n, p, len(labels), rows, labels,
+    labels = [by[i, "exact"]["label"] for i in indices]
+    return P.FormatRow(con.theorem, name, con.task, con.arch, n, p, len(indices), rows, labels,
                        round(sum(r["seconds"] for r in results), 2))
 
 

@@ -14,12 +14,13 @@ torch.set_num_threads(1)
 PLAN = {"dfs-transformer": ((6,), 2), "index-transformer": ((4,), 2)}
 
 
-@pytest.mark.parametrize("name,n", [("dfs-transformer", 6), ("index-transformer", 4)])
-def test_rows_from_instance_records_equal_the_whole_row_job(name, n):
+@pytest.mark.parametrize("name,n,k", [("dfs-transformer", 6, 2), ("index-transformer", 4, 2),
+                                      ("index-transformer", 4, 6)])  # k = 6: three instances labelled "random"
+def test_rows_from_instance_records_equal_the_whole_row_job(name, n, k):
     """Folding one record per instance gives the FormatRow that format_row decodes in one job
     (counts, chain = exact, failures, labels, p); only the seconds differ."""
-    whole = P.format_row(name, n, 2)
-    cells, error = R._row_cells(name, n, 2, P.SEED, P.FORMATS)
+    whole = P.format_row(name, n, k)
+    cells, error = R._row_cells(name, n, k, P.SEED, P.FORMATS)
     assert error is None and len(cells) == whole.instances * len(P.FORMATS)
     folded = R.row_of_cases(name, n, whole.p, [R.format_case(c) for c in cells], P.FORMATS)
     assert folded.results == whole.results
