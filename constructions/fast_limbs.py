@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from .errors import EvaluatorError
-from .numerics import div_round
 
 _MAX_LIMBS = 200  # raw limb sums stay below 2^53 * 200 < 2^62 (int64 carries)
 

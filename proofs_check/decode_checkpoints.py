@@ -33,6 +33,28 @@ from .sweep import Cell, cell_key
 PARTIAL_DIR = "notes/decodes/partial"
 
 
+def read_file(path: Path) -> dict:
+    """A checkpoint file's contents (``key``, ``tokens``, ``ids``, ``saved``); raises OSError,
+    ValueError, EOFError or KeyError for a file that is not a whole checkpoint."""
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    missing = {"key", "tokens", "ids", "saved"} - set(data)
+    if missing:
+        raise KeyError(f"no {', '.join(sorted(missing))}")
+    return data
+
+
+def read_all(directory: str | Path) -> list[dict]:
+    """Every readable checkpoint under ``directory`` (damaged ones skipped: the decode that
+    reads its own checkpoint reports it)."""
+    out = []
+    for path in sorted(Path(directory).glob("*.json.gz")):
+        try:
+            out.append(read_file(path))
+        except (OSError, ValueError, EOFError, KeyError):
+            continue
+    return out
+
+
 @dataclass
 class Checkpoint:
     """The checkpoint file of one decode cell (module docstring)."""
@@ -53,11 +75,11 @@ class Checkpoint:
         if not self.path.exists():
             return []
         try:
-            data = json.loads(gzip.decompress(self.path.read_bytes()))
-        except (OSError, ValueError, EOFError) as exc:
+            data = read_file(self.path)
+        except (OSError, ValueError, EOFError, KeyError) as exc:
             raise ProofsCheckError(f"the decode checkpoint {self.path} cannot be read ({exc}); delete it to decode "
                                    "from the start") from None
-        if data.get("key") != self.key:
+        if data["key"] != self.key:
             raise ProofsCheckError(f"the decode checkpoint {self.path} belongs to another cell; delete it")
         return [vocab.token_of(i) for i in data["ids"]]
 
@@ -97,15 +119,8 @@ def saved_tokens(records: str | None, cells: Sequence[Cell]) -> dict[str, int]:
     ``records`` (what a "not decoded" row of the claims table can say about its progress)."""
     if records is None:
         return {}
-    out = {}
-    for cell in cells:
-        cp = Checkpoint.for_cell(Path(records).parent / "partial", cell)
-        if cp.path.exists():
-            try:
-                out[cp.key] = int(json.loads(gzip.decompress(cp.path.read_bytes()))["tokens"])
-            except (OSError, ValueError, KeyError, EOFError):
-                continue
-    return out
+    wanted = {cell_key(c) for c in cells}
+    return {d["key"]: int(d["tokens"]) for d in read_all(Path(records).parent / "partial") if d["key"] in wanted}
 
 
 def progress_note(saved: dict[str, int], cells: Sequence[Cell]) -> str:

@@ -186,16 +186,11 @@ def summary_markdown(records: str = DEFAULT_RECORDS) -> str:
 
 def in_progress(records: str = DEFAULT_RECORDS) -> list[tuple[dict, int, str]]:
     """(cell, tokens saved, when) of every decode checkpoint beside ``records`` (partial/)."""
-    import gzip
     import json
 
-    out = []
-    for path in sorted((Path(records).parent / "partial").glob("*.json.gz")):
-        try:
-            data = json.loads(gzip.decompress(path.read_bytes()))
-            out.append((json.loads(data["key"]), int(data["tokens"]), str(data["saved"])))
-        except (OSError, ValueError, KeyError, EOFError):
-            continue  # a damaged checkpoint is reported (and refused) by the decode that reads it
+    from .decode_checkpoints import read_all
+
+    out = [(json.loads(d["key"]), int(d["tokens"]), str(d["saved"])) for d in read_all(Path(records).parent / "partial")]
     return sorted(out, key=lambda t: (t[0].get("theorem", ""), t[0]["n"]))
 
 

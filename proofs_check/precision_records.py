@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 from constructions.errors import ProofsCheckError
 
