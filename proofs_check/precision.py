@@ -984,10 +984,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if records == "none":
         records = None
     if args.recorded_only and records is None:
-        raise SystemExit("--recorded-only needs records (--large, or --records FILE)")
+        ap.error("--recorded-only needs records (--large, or --records FILE)")
     if args.write:
         write_markdown(args.write, args.workers, args.seed, args.large, records, args.recorded_only)
         print(f"wrote {args.write}")
+    elif records is not None:
+        from .precision_records import recorded_format_rows
+
+        rows = recorded_format_rows(plan, records, seed=args.seed, workers=args.workers, decode=not args.recorded_only)
+        print(formats_markdown(rows))
+        print("\n".join(breaking_points(rows)))
     else:
         rows = float_format_rows(seed=args.seed, workers=args.workers, plan=plan)
         print(formats_markdown(rows))

@@ -93,3 +93,9 @@ def test_recorded_only_reports_rows_in_progress(tmp_path):
     assert part.error is None and part.results["exact"].correct == 2  # index-transformer: all recorded
     assert full.error.startswith("in progress: 0 of 8 instance-format records")
     assert "| 4.7 | dfs-transformer | 6 | | | in progress: 0 of 8" in P.formats_markdown([full])
+
+
+def test_recorded_only_without_records_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        P.main(["--recorded-only"])
+    assert exc.value.code == 2 and "--recorded-only needs records" in capsys.readouterr().err
