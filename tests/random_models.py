@@ -13,6 +13,7 @@ from fractions import Fraction
 import random
 
 import numpy as np
+from hypothesis import strategies as st
 
 from constructions.layout import LayoutBuilder
 from constructions.model import AttentionHead, FeedForward, LinearRNNLayer, Model, TransformerLayer, int_array
@@ -41,6 +42,28 @@ class ModelSpec:
     untied: bool = False
     integer_only: bool = False  # only the integer values of SMALL (no rounding ever needed)
     frac: int | None = None  # fractional bits of R(I, F) (None: R_p); p = I + F + 1 then
+
+
+def drawn_spec(draw, p: int, frac: int | None = None, scale_log2: int = 0, max_extra_dims: int = 4,
+               max_key_dim: int = 3, **fixed) -> ModelSpec:
+    """A ModelSpec with the shape fields (architecture, layers, heads, widths, density, seed,
+    tying) drawn by a Hypothesis ``draw`` and the precision given: the one shape strategy of
+    the evaluator-equivalence tests (``fixed``: fields set by the caller instead)."""
+    return ModelSpec(
+        arch=draw(st.sampled_from(["transformer", "linear_rnn", "hybrid"])),
+        p=p, frac=frac,
+        extra_dims=draw(st.integers(0, max_extra_dims)),
+        n_layers=draw(st.integers(1, 2)),
+        n_heads=draw(st.integers(1, 2)),
+        key_dim=draw(st.integers(1, max_key_dim)),
+        ffn_width=draw(st.integers(0, 3)),
+        density=draw(st.sampled_from([0.3, 0.6])),
+        fractional=draw(st.sampled_from([0.0, 0.3])),
+        scale_log2=scale_log2,
+        seed=draw(st.integers(0, 10**6)),
+        untied=draw(st.booleans()),
+        **fixed,
+    )
 
 
 def random_model(spec: ModelSpec) -> Model:

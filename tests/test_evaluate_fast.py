@@ -19,7 +19,7 @@ from constructions.errors import EvaluatorError, PrecisionOverflow, ProofsCheckE
 from constructions.evaluate_fast import FastEvaluator
 from constructions.evaluate_reference import ReferenceEvaluator
 from constructions.numerics import Arithmetic, Precision
-from tests.random_models import ModelSpec, random_model, random_tokens
+from tests.random_models import ModelSpec, drawn_spec, random_model, random_tokens
 
 torch.set_num_threads(1)
 
@@ -28,20 +28,7 @@ PS = (11, 61, 201)
 
 @st.composite
 def specs(draw, ps=PS, scales=(0, 0, 2, -2)):
-    return ModelSpec(
-        arch=draw(st.sampled_from(["transformer", "linear_rnn", "hybrid"])),
-        p=draw(st.sampled_from(ps)),
-        extra_dims=draw(st.integers(0, 4)),
-        n_layers=draw(st.integers(1, 2)),
-        n_heads=draw(st.integers(1, 2)),
-        key_dim=draw(st.integers(1, 3)),
-        ffn_width=draw(st.integers(0, 3)),
-        density=draw(st.sampled_from([0.3, 0.6])),
-        fractional=draw(st.sampled_from([0.0, 0.3])),
-        scale_log2=draw(st.sampled_from(scales)),
-        seed=draw(st.integers(0, 10**6)),
-        untied=draw(st.booleans()),
-    )
+    return drawn_spec(draw, p=draw(st.sampled_from(ps)), scale_log2=draw(st.sampled_from(scales)))
 
 
 ariths = st.builds(
