@@ -86,10 +86,12 @@ def _replay(session: Session, replay: Replay, is_answer: Callable[[Token], bool]
     toks = list(replay.tokens)
     if any(is_answer(t) for t in toks):
         raise TokenError("a replayed chain of thought must stop before its answer (the decode it comes from had not ended)")
+    # a session that can skip the outputs no one reads (evaluate_fast.FastSession) is told so
+    append = getattr(session, "append_replayed", session.append)
     done = 0
     while done < len(toks):
         chunk = max(1, min(512, replay.max_chunk_entries // max(1, len(session.tokens))))
-        session.append(toks[done: done + chunk])
+        append(toks[done: done + chunk])
         done = min(len(toks), done + chunk)
         if done < len(toks) and (got := session.next_token()) != toks[done]:
             raise TokenError(f"the replayed chain differs from the model's at generated token {done}: the model "

@@ -176,6 +176,15 @@ class FastSession:
     def append(self, tokens: Sequence[Token]) -> None:
         self.tokens.extend(self.model.vocab.check(t) for t in tokens)
 
+    def append_replayed(self, tokens: Sequence[Token]) -> None:
+        """Append tokens this model generated for this prompt in an earlier run (a checkpoint,
+        ``constructions.decode.Replay``), up to the next :meth:`next_token`: the exact pass over
+        them computes every column's keys, values and carried states but the last layer's
+        queries, residual and FFN only at the last column, the one read (fast_layers.
+        _final_column_layer).  The next token is the one ``append`` gives."""
+        self.append(tokens)
+        self._seq.replayed = len(self.tokens)
+
     def next_token(self) -> Token:
         ev, model = self.evaluator, self.model
         n = len(self.tokens)

@@ -60,14 +60,17 @@ def attention(eng: _Engine, layer: _PLayer, X, li, n_seq, lmax, lens, t0s, cache
     return total
 
 
-def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, valid) -> torch.Tensor:
+def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, valid, q0: int = 0) -> torch.Tensor:
     """Sum of heads for one sequence (a session pass or a full pass; round_once, any F), every
     head on compacted columns (:mod:`fast_compact`; cheaper than float-certified dense columns
     even at F <= 45, where the exact softmax of the few candidates mostly certifies in float64): all heads' candidate keys and exact scores first, their softmax side by side
     (:func:`fast_compact.softmax_plans`: nothing is range-checked before the head outputs),
     then each head's output and the running sum in the reference's order.  A head whose scores
-    may be out of range takes :func:`head_one` (the dense path, range-checked) in its turn."""
+    may be out of range takes :func:`head_one` (the dense path, range-checked) in its turn.
+    ``q0``: the keys and values of all n new columns join the cache, but only the queries of
+    columns q0..n-1 are computed (``fast_layers._final_column_layer``); the result has n - q0 columns."""
     F, d = eng.F, eng.P.model.d
+    nq = n - q0
     work = []
     for hi, head in enumerate(layer.heads, start=1):
         K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
@@ -78,18 +81,18 @@ def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, va
         else:
             Kf = _signed_to_float(Ks, eng.b, -F).T
         T = Ks.shape[2]
-        causal = torch.arange(T, device=eng.dev).reshape(T, 1) <= (t0 + torch.arange(n, device=eng.dev)).reshape(1, n)
-        work.append((hi, head, Ks, Q[:, :, :n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, :n], causal)))
+        causal = torch.arange(T, device=eng.dev).reshape(T, 1) <= (t0 + q0 + torch.arange(nq, device=eng.dev)).reshape(1, nq)
+        work.append((hi, head, Ks, Q[:, :, q0:n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, q0:n], causal)))
     softmax_plans(eng, [w[-1] for w in work if w[-1] is not None])
     total = None
     for hi, head, Ks, Qs, Vs, Kf, plan in work:
         if plan is not None:
             out = finish_head(eng, plan, Vs, head.v_rows, li, hi, 0)
         else:
-            out = head_one(eng, Ks, Qs, Vs, li, hi, 0, t0, Kf, head.v_rows)
+            out = head_one(eng, Ks, Qs, Vs, li, hi, 0, t0 + q0, Kf, head.v_rows)
         total = out if total is None else eng.add(total, out, li, "attention (sum of heads)", lay, valid)
     if total is None:
-        total = torch.zeros((eng.P.L, d, n), dtype=torch.int64, device=eng.dev)
+        total = torch.zeros((eng.P.L, d, nq), dtype=torch.int64, device=eng.dev)
     return total
 
 

@@ -62,6 +62,7 @@ class _SeqState:
     caches: dict = field(default_factory=dict)
     last: torch.Tensor | None = None  # (L, d, 1) signed digits of the last residual column
     broken: bool = False
+    replayed: int = 0  # tokens[:replayed] were appended as replayed (FastSession.append_replayed)
 
     def cache_bytes(self) -> int:
         """Bytes held by this sequence's caches (int64 digit tensors: keys, values, states)."""
@@ -83,9 +84,11 @@ def advance(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> None:
     eng = _Engine(prep, arith, chk)
     eng.small_ints = eng.dev.type == "cpu"
     m = max(len(new) for new in news)
+    # a lone sequence whose new tokens are all replayed: only the last column is read
+    final_only = len(seqs) == 1 and m > 1 and seqs[0].replayed >= len(seqs[0].tokens)
     try:
         X, lens = embed_batch(eng, news, t0s, m)
-        X = _run_layers(eng, X, len(seqs), m, lens, t0s, None, [st.caches for st in seqs])
+        X = _run_layers(eng, X, len(seqs), m, lens, t0s, None, [st.caches for st in seqs], final_only)
     except ProofsCheckError:
         for st in seqs:
             st.broken = True
@@ -95,7 +98,7 @@ def advance(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> None:
             st.broken = True
             continue
         st.done = len(st.tokens)
-        st.last = X[:, :, s * m + lens[s] - 1 : s * m + lens[s]]
+        st.last = X if final_only else X[:, :, s * m + lens[s] - 1 : s * m + lens[s]]
 
 
 def read_next(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> list[tuple[Token | None, ProofsCheckError | None]]:

@@ -18,11 +18,19 @@ from .fast_limbs import _digits_to_ints
 from .fast_linear import linear_unit
 
 
-def _run_layers(eng: _Engine, X, n_seq, lmax, lens, t0s, stages, states: list[dict] | None):
+def _run_layers(eng: _Engine, X, n_seq, lmax, lens, t0s, stages, states: list[dict] | None,
+                final_only: bool = False):
     """All layers; ``t0s[s]``: sequence s's positions before this pass; ``states[s]``: its
-    session caches (``{layer: per-head [K, V]}`` / ``{layer: h}``), or None (a full pass)."""
+    session caches (``{layer: per-head [K, V]}`` / ``{layer: h}``), or None (a full pass).
+    ``final_only`` (one sequence, a session): only the last column's output is read, so the
+    last layer may compute only that column (:func:`_final_column_layer`); the result is then
+    that one column."""
     lay, valid = eng.layer_locs(n_seq, lmax, lens)
     for li, layer in enumerate(eng.P.layers, start=1):
+        if final_only and li == len(eng.P.layers):
+            out = _final_column_layer(eng, layer, X, li, lens[0], t0s[0], states[0])
+            if out is not None:
+                return out
         if layer.kind == "transformer":
             caches = None
             if states is not None:
@@ -41,7 +49,36 @@ def _run_layers(eng: _Engine, X, n_seq, lmax, lens, t0s, stages, states: list[di
         if stages is not None:
             stages.append((f"layer {li} after {sub}", Y))
             stages.append((f"layer {li} after ffn", X))
-    return X
+    return X[:, :, lens[0] - 1 : lens[0]] if final_only else X
+
+
+def _final_column_layer(eng: _Engine, layer, X, li: int, n: int, t0: int, state: dict) -> torch.Tensor | None:
+    """The last layer of a session pass over n new columns of which only the last is read
+    (replayed tokens, :meth:`evaluate_fast.FastSession.append_replayed`), when it is an
+    attention layer on the compact path: the keys, queries and values of every column are
+    computed (range-checked) and the keys and values join the cache, but the scores, softmax,
+    residual and FFN only of the last column, so a chunk of replayed tokens costs one query
+    over the cache instead of n.  Bit-equal to the full pass's last column (the same cache, the
+    same operations); the other columns' outputs are never computed, so nothing at their
+    positions after the keys is range-checked (a replayed token was checked when it was
+    generated).  None (nothing done) where this does not apply: the caller runs the layer whole."""
+    from .fast_attention import _compact_layer, _stacked_kqv
+
+    if layer.kind != "transformer" or n < 2 or eng.arith.matmul != "round_once":
+        return None
+    lay, valid = eng.layer_locs(1, n, [n])
+    kqv = _stacked_kqv(eng, layer, X, li, lay, valid)
+    if kqv is None:
+        return None
+    caches = state.setdefault(li, [None] * len(layer.heads))
+    lay1, valid1 = eng.layer_locs(1, 1, [1])
+    saved, eng.chk.t0s = eng.chk.t0s, [t0 + n - 1]  # Locations of the last column
+    try:
+        mixed = _compact_layer(eng, layer, kqv, li, n, t0, [caches], lay1, valid1, q0=n - 1)
+        Y = eng.add(X[:, :, n - 1 :], mixed, li, "residual after attention", lay1, valid1)
+        return eng.add(Y, eng.feed_forward(layer.ffn, Y, li, lay1, valid1), li, "residual after ffn", lay1, valid1)
+    finally:
+        eng.chk.t0s = saved
 
 
 def _stack_states(eng: _Engine, states: list[dict] | None, li: int, d: int) -> torch.Tensor | None:
