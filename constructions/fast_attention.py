@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pad_sequence
 from .errors import Location
 from .fast_compact import antidiagonal_sums, exact_scores, finish_head, head_compact, plan_head, score_limbs, softmax_plans
 from .fast_engine import _Engine, _PLayer
-from .fast_limbs import _U, Limbs, _carry_floor, _shift_left_raw, _signed_to_float, _split_small
+from .fast_limbs import _U, Limbs, _carry_floor, _lsb_exponent, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
 from .fast_softmax import _FLOAT_SCORES_MAX_F, _certify_float_scores, _float_scores_softmax, _scores_surely_in_range
 
@@ -75,14 +75,16 @@ def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, va
     for hi, head in enumerate(layer.heads, start=1):
         K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
         Ks, Vs = K[:, :, :n], V[:, head.v_rows][:, :, :n]
+        Ke = None
         if caches is not None:
             Ks, Vs = _extend_cache(caches[0], hi - 1, Ks, Vs)
             Kf = caches[0][hi - 1].keys_float(eng.b, F)
+            Ke = caches[0][hi - 1].keys_lsb(eng.b, F)
         else:
             Kf = _signed_to_float(Ks, eng.b, -F).T
         T = Ks.shape[2]
         causal = torch.arange(T, device=eng.dev).reshape(T, 1) <= (t0 + q0 + torch.arange(nq, device=eng.dev)).reshape(1, nq)
-        work.append((hi, head, Ks, Q[:, :, q0:n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, q0:n], causal)))
+        work.append((hi, head, Ks, Q[:, :, q0:n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, q0:n], causal, Ke)))
     softmax_plans(eng, [w[-1] for w in work if w[-1] is not None])
     total = None
     for hi, head, Ks, Qs, Vs, Kf, plan in work:
@@ -124,8 +126,10 @@ class KVCache:
         self.K: torch.Tensor | None = None
         self.V: torch.Tensor | None = None
         self.Kf: torch.Tensor | None = None
+        self.Ke: torch.Tensor | None = None  # each key's lowest set bit exponent (keys_lsb)
         self.n = 0  # positions held
         self.nf = 0  # positions with their float keys computed
+        self.ne = 0  # positions with their low bit exponents computed
 
     def extend(self, K: torch.Tensor, V: torch.Tensor, Kf: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the new columns (``Kf``: their float keys, (t, kdim), if already computed);
@@ -161,8 +165,21 @@ class KVCache:
             self.nf = self.n
         return self.Kf[: self.n]
 
+    def keys_lsb(self, b: int, F: int) -> torch.Tensor:
+        """(T,) the exponent of each key's lowest set bit (``fast_limbs._lsb_exponent``; for
+        ``fast_compact.exact_float_entries``), filled lazily like the float keys."""
+        if self.Ke is None or self.Ke.shape[0] < self.K.shape[2]:
+            Ke = torch.empty((self.K.shape[2],), dtype=torch.float64, device=self.K.device)
+            if self.Ke is not None:
+                Ke[: self.ne] = self.Ke[: self.ne]
+            self.Ke = Ke
+        if self.ne < self.n:
+            self.Ke[self.ne : self.n] = _lsb_exponent(self.K[:, :, self.ne : self.n], b, -F)
+            self.ne = self.n
+        return self.Ke[: self.n]
+
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.K, self.V, self.Kf) if t is not None)
+        return sum(t.numel() * t.element_size() for t in (self.K, self.V, self.Kf, self.Ke) if t is not None)
 
 
 def _grow(old: torch.Tensor | None, n: int, like: torch.Tensor, cap: int) -> torch.Tensor:

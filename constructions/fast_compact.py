@@ -27,7 +27,7 @@ import torch
 
 from .errors import Location
 from .fast_engine import _Engine
-from .fast_limbs import _U, Limbs, _carry_floor, _digits_to_ints, _signed_to_float
+from .fast_limbs import _U, Limbs, _carry_floor, _digits_to_ints, _exact_float_digits, _lsb_exponent, _signed_to_float
 from .fast_products import _gemm
 from .fast_softmax import exact_softmax
 from .numerics import softmax_column
@@ -45,6 +45,20 @@ def float_scores(Kf: torch.Tensor, Q: torch.Tensor, b: int, F: int, L: int):
     Qf = _signed_to_float(Q, b, -F)
     A = Kf.abs() @ Qf.abs()
     return Kf @ Qf, A * (1.03 * (kdim + 2 * L) * _U), A
+
+
+def exact_float_entries(A: torch.Tensor, Ke: torch.Tensor, Qe: torch.Tensor, kdim: int, L: int) -> torch.Tensor:
+    """(T, n) bool: the entries whose float64 score ``Kf @ Qf`` *is* the exact score.  ``Ke``
+    (T,) / ``Qe`` (n,): the exponent of the lowest set bit of each key / query
+    (:func:`fast_limbs._lsb_exponent`), so every product K_ij Q_jk is a multiple of 2^e with
+    e = Ke_i + Qe_k.  Where sum_j |K_ij| |Q_jk| (at most A (1 + 1.03 (kdim + 2L) u), the bound
+    of :func:`scores_in_range`) is below 2^(53 + e), every nonzero product has at most 53
+    significant bits and exact operands (|K_ij| < 2^(53 + Ke_i) where Q_jk != 0, and the same
+    for Q; a zero operand makes the product 0 whatever the other's rounding), and every partial
+    sum is a multiple of 2^e below 2^(53 + e): the GEMM's float64 products and sums (in any
+    order, fused or not) are all exact."""
+    ub = A * (1 + 1.03 * (kdim + 2 * L) * _U)
+    return ub < torch.exp2(53 + Ke.reshape(-1, 1) + Qe.reshape(1, -1))
 
 
 def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int, m_ref: int) -> torch.Tensor:
@@ -107,31 +121,48 @@ def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, causal, li, hi, s) -> torch
     return finish_head(eng, plan, Vr, v_rows, li, hi, s)
 
 
-def plan_head(eng: _Engine, K, Kf, Q, causal) -> HeadPlan | None:
+def plan_head(eng: _Engine, K, Kf, Q, causal, Ke: torch.Tensor | None = None) -> HeadPlan | None:
     """Float scores, candidate keys and their exact scores, chunked; None when a score may be
-    out of range.  Nothing is recorded (no range check is needed, none is done)."""
+    out of range.  Nothing is recorded (no range check is needed, none is done).  A chunk whose
+    candidates' float scores are all exact (:func:`exact_float_entries`; ``Ke``: the keys' low
+    bit exponents, a session's cache, else computed here) takes its digits from them; the
+    others get :func:`exact_scores`."""
     F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
     T, n = causal.shape
     kdim = Q.shape[1]
     cand = torch.empty((T, n), dtype=torch.bool, device=dev)
     m_full = causal.sum(0)
     m_ref = int(m_full.max()) if n else 1
+    Ke = _lsb_exponent(K, b, -F) if Ke is None else Ke
+    Qe = _lsb_exponent(Q, b, -F)
+    flat_s, flat_ok = [], []  # candidates' float scores and exactness, column-major (as _compact_rows)
     for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
         cs = slice(c0, c0 + _COLUMN_BLOCK)
         Sf, delta, A = float_scores(Kf, Q[:, :, cs], b, F, L)
         if not scores_in_range(A, causal[:, cs], kdim, L, F, eng.M):
             return None
-        cand[:, cs] = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F, m_ref)
+        cb = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F, m_ref)
+        cand[:, cs] = cb
+        flat_s.append(Sf.T[cb.T])
+        flat_ok.append(exact_float_entries(A, Ke, Qe[cs], kdim, L).T[cb.T])
     counts = cand.sum(0)
-    dense = int(counts.sum()) >= T  # many candidates: convert K to float64 once
-    Kt = K.permute(2, 0, 1).to(torch.float64) if dense else None  # (T, L, kdim)
+    start = torch.cumsum(counts, 0) - counts
+    flat_s, flat_ok = torch.cat(flat_s), torch.cat(flat_ok)
+    Kt = None  # K as float64 digits (T, L, kdim), converted once when many candidates need it
     chunks = []
+    Ls = score_limbs(eng) + 1
     for cols in _chunks(counts):
         kc = int(counts[cols].max())
         if kc == 0:
             continue
         idx, valid = _compact_rows(cand[:, cols], counts[cols], kc)
-        S = _carry_floor(exact_scores(_gathered(K, Kt, idx), Q[:, :, cols]), b, score_limbs(eng) + 1)
+        at = torch.where(valid, start[cols].reshape(1, -1) + torch.arange(kc, device=dev).reshape(-1, 1), 0)
+        if bool(flat_ok[at][valid].all()):  # exact float scores: 2^(2F) s is an integer
+            S = _exact_float_digits(torch.where(valid, flat_s[at], 0.0) * (2.0 ** (2 * F)), b, Ls)
+        else:
+            if Kt is None and int(counts.sum()) >= T:
+                Kt = K.permute(2, 0, 1).to(torch.float64)
+            S = _carry_floor(exact_scores(_gathered(K, Kt, idx), Q[:, :, cols]), b, Ls)
 
         def arb_column(k: int, cols=cols, idx=idx, valid=valid) -> np.ndarray:
             return _arb_column(eng, K, Q, int(cols[k]), int(m_full[cols[k]]), idx[:, k], valid[:, k])

@@ -241,6 +241,28 @@ def _signed_to_float(D: torch.Tensor, b: int, exp2: int) -> torch.Tensor:
     return out
 
 
+def _lsb_exponent(D: torch.Tensor, b: int, exp2: int) -> torch.Tensor:
+    """float64 (cols,): the exponent of the lowest set bit of each column's values, the min over
+    the rows r of ``2^exp2 sum_k D[k, r, col] 2^(bk)`` (signed digits of one sign per entry,
+    |D[k]| < 2^b), +inf for an all-zero column.  Every value of the column is then an integer
+    multiple of 2^(that exponent)."""
+    v = D.abs()
+    low = v & (-v)  # the lowest set bit of each digit (0 for a zero digit)
+    ctz = torch.frexp(low.to(torch.float64)).exponent.to(torch.float64) - 1  # exact: powers of two
+    k = torch.arange(D.shape[0], device=D.device, dtype=torch.float64).reshape((-1,) + (1,) * (D.dim() - 1))
+    e = torch.where(low > 0, ctz + b * k + exp2, torch.full_like(ctz, math.inf))
+    return e.reshape(-1, e.shape[-1]).amin(0)
+
+
+def _exact_float_digits(x: torch.Tensor, b: int, L: int) -> torch.Tensor:
+    """Canonical digits (L, *shape) (floor carries, signed top) of float64 values that are
+    integers (exactly): d_k = floor(x 2^-bk) - 2^b floor(x 2^-b(k+1)), every operation exact
+    (power-of-two scalings, floors of floats, a difference in [0, 2^b))."""
+    q = [torch.floor(x * (2.0 ** (-b * k))) for k in range(L)]
+    out = [q[k] - q[k + 1] * float(1 << b) for k in range(L - 1)] + [q[L - 1]]
+    return torch.stack(out).to(torch.int64)
+
+
 def _split_small(v: torch.Tensor, b: int, L: int) -> torch.Tensor:
     """Digits of non-negative int64 values."""
     return torch.stack([(v >> (b * k)) & ((1 << b) - 1) for k in range(L)])

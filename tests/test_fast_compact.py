@@ -75,3 +75,93 @@ def test_far_entries_are_far(seed, F, T, extra):
         if not bool(cand[j, 0]):
             assert float(smax - exact[j]) / math.sqrt(d) > limit * (1 - 1e-12)
     assert bool(cand[max(range(T), key=lambda j: exact[j]), 0])  # the maximum is always kept
+
+
+# ---- exact float64 scores (fast_compact.exact_float_entries) ---------------------------------
+
+
+def _signed_digits(v: int, b: int, L: int) -> list[int]:
+    """Digits of one sign (the sign of v), |digit| < 2^b."""
+    mag, sign = abs(v), (1 if v >= 0 else -1)
+    return [sign * ((mag >> (b * k)) & ((1 << b) - 1)) for k in range(L)]
+
+
+def _value(draw_int: int, bits: int, shift: int) -> int:
+    """An integer with about ``bits`` significant bits, shifted left by ``shift``."""
+    return draw_int % (1 << bits) << shift
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([12, 20, 24]), st.sampled_from([20, 50, 60]))
+def test_lsb_exponent_and_float_digits_match_python_ints(seed, b, F):
+    rng = random.Random(seed)
+    L, rows, cols = 6, 3, 5
+    vals = [[rng.choice([0, 1, -1]) * _value(rng.getrandbits(60), rng.randrange(1, 60), rng.randrange(0, 40))
+             for _ in range(cols)] for _ in range(rows)]
+    D = torch.tensor([[[_signed_digits(vals[r][c], b, L)[k] for c in range(cols)] for r in range(rows)]
+                      for k in range(L)], dtype=torch.int64)
+    got = fc._lsb_exponent(D, b, -F).tolist()
+    for c in range(cols):
+        nz = [vals[r][c] for r in range(rows) if vals[r][c]]
+        want = min(((v & -v).bit_length() - 1 for v in nz), default=None)
+        assert (got[c] == math.inf) if want is None else got[c] == want - F
+    # canonical digits of exact integer floats against Python's floor division
+    xs = [rng.choice([1, -1]) * _value(rng.getrandbits(53), 53, rng.randrange(0, 50)) for _ in range(8)]
+    Ls = 9
+    digits = fc._exact_float_digits(torch.tensor([float(x) for x in xs], dtype=torch.float64), b, Ls)
+    for i, x in enumerate(xs):
+        want = [(x >> (b * k)) & ((1 << b) - 1) for k in range(Ls - 1)] + [x >> (b * (Ls - 1))]
+        assert digits[:, i].tolist() == want
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([46, 50, 54]), st.integers(1, 4))
+def test_scores_called_exact_are_exact(seed, F, kdim):
+    """Where exact_float_entries says so, the float64 GEMM of the float keys and queries is
+    the exact integer score (Python ints); values straddle the 53-bit limit, and small
+    dyadics, the constructions' case, are found exact."""
+    from constructions.fast_limbs import _signed_to_float
+
+    rng = random.Random(seed)
+    b, L, T, n = 20, 6, 12, 3
+
+    def rand_value() -> int:
+        return rng.choice([0, 1, -1]) * _value(rng.getrandbits(60), rng.choice([3, 20, 30, 45, 52, 53, 54, 58]),
+                                               rng.randrange(0, 40))
+
+    K = [[rand_value() for _ in range(T)] for _ in range(kdim)]
+    Q = [[rand_value() for _ in range(n)] for _ in range(kdim)]
+    digits = lambda M, w: torch.tensor([[[_signed_digits(M[i][j], b, L)[k] for j in range(w)] for i in range(kdim)]
+                                        for k in range(L)], dtype=torch.int64)
+    Kd, Qd = digits(K, T), digits(Q, n)
+    Kf = _signed_to_float(Kd, b, -F).T
+    Sf, _, A = fc.float_scores(Kf, Qd, b, F, L)
+    ok = fc.exact_float_entries(A, fc._lsb_exponent(Kd, b, -F), fc._lsb_exponent(Qd, b, -F), kdim, L)
+    for j in range(T):
+        for c in range(n):
+            exact = sum(K[i][j] * Q[i][c] for i in range(kdim))  # the score times 2^(2F)
+            if bool(ok[j, c]):
+                assert Fraction(float(Sf[j, c])) * (1 << (2 * F)) == exact
+    # small integer keys against the query 3/4: found exact (the constructions' case)
+    Ks = digits([[rng.randrange(-1000, 1000) << F for _ in range(T)] for _ in range(kdim)], T)
+    Qs = digits([[3 << (F - 2)] for _ in range(kdim)], 1)
+    _, _, A2 = fc.float_scores(_signed_to_float(Ks, b, -F).T, Qs, b, F, L)
+    assert bool(fc.exact_float_entries(A2, fc._lsb_exponent(Ks, b, -F), fc._lsb_exponent(Qs, b, -F), kdim, L).all())
+
+
+def test_the_hybrid_decode_takes_exact_float_scores(monkeypatch):
+    """Thm 5.7 (a) at n = 8 (compact heads): the chain of the independent reference hybrid_cot,
+    with (counted) chunks whose score digits came from exact float scores."""
+    from constructions.istree_hybrid import istree_hybrid
+    from proofs_check.checks.istree_hybrid import hybrid_cot
+    from proofs_check.graphs import shuffle_edges
+
+    used = []
+    real = fc._exact_float_digits
+    monkeypatch.setattr(fc, "_exact_float_digits", lambda *a: used.append(1) or real(*a))
+    n = 8
+    rng = random.Random(4)
+    g = shuffle_edges(rng, random_tree(rng, n))
+    want = hybrid_cot(g)
+    res = chain_of_thought(FastEvaluator().session(istree_hybrid(n), g.tokens()), len(want) + 5)
+    assert res.generated == want and used
