@@ -70,9 +70,10 @@ class Replay:
 
     ``tokens``: the first tokens this very decode generated in an earlier run (a checkpoint).
     :func:`chain_of_thought` appends them in chunks, the session's prefill path (far cheaper than
-    one step per token), and at every chunk end asks the model for its next token, which must be
-    the replayed one: a checkpoint of another model, prompt or evaluator is refused, never
-    continued.  ``on_token(generated)`` is called after each token generated from then on (the
+    one step per token), and after the prompt and at every chunk end asks the model for its next
+    token, which must be the replayed one: a checkpoint of another model, prompt or evaluator is
+    refused, never continued.  The prompt's pass is an ordinary one; a fast session computes
+    only the last column of each replayed chunk's last layer (``FastSession.append_replayed``).  ``on_token(generated)`` is called after each token generated from then on (the
     caller writes checkpoints there).  ``max_chunk_entries`` bounds chunk x sequence length (the
     attention score entries of one chunk, per head)."""
 
@@ -82,10 +83,19 @@ class Replay:
 
 
 def _replay(session: Session, replay: Replay, is_answer: Callable[[Token], bool]) -> list[Token]:
-    """Append ``replay.tokens`` to the session, checking the model's next token at each chunk end."""
+    """Append ``replay.tokens`` to the session, checking the model's next token after the prompt
+    and at each chunk end."""
     toks = list(replay.tokens)
     if any(is_answer(t) for t in toks):
         raise TokenError("a replayed chain of thought must stop before its answer (the decode it comes from had not ended)")
+    def expect(k: int) -> None:  # the model's next token must be replayed token k
+        if (got := session.next_token()) != toks[k]:
+            raise TokenError(f"the replayed chain differs from the model's at generated token {k}: the model "
+                             f"gives {got!r}, the replay {toks[k]!r} (a checkpoint of another model or prompt); "
+                             "delete the checkpoint to decode from the start")
+
+    if toks:
+        expect(0)  # the prompt's pass is an ordinary one (every position checked)
     # a session that can skip the outputs no one reads (evaluate_fast.FastSession) is told so
     append = getattr(session, "append_replayed", session.append)
     done = 0
@@ -93,10 +103,8 @@ def _replay(session: Session, replay: Replay, is_answer: Callable[[Token], bool]
         chunk = max(1, min(512, replay.max_chunk_entries // max(1, len(session.tokens))))
         append(toks[done: done + chunk])
         done = min(len(toks), done + chunk)
-        if done < len(toks) and (got := session.next_token()) != toks[done]:
-            raise TokenError(f"the replayed chain differs from the model's at generated token {done}: the model "
-                             f"gives {got!r}, the replay {toks[done]!r} (a checkpoint of another model or prompt); "
-                             "delete the checkpoint to decode from the start")
+        if done < len(toks):
+            expect(done)
     return toks
 
 

@@ -47,18 +47,18 @@ def float_scores(Kf: torch.Tensor, Q: torch.Tensor, b: int, F: int, L: int):
     return Kf @ Qf, A * (1.03 * (kdim + 2 * L) * _U), A
 
 
-def exact_float_entries(A: torch.Tensor, Ke: torch.Tensor, Qe: torch.Tensor, kdim: int, L: int) -> torch.Tensor:
-    """(T, n) bool: the entries whose float64 score ``Kf @ Qf`` *is* the exact score.  ``Ke``
-    (T,) / ``Qe`` (n,): the exponent of the lowest set bit of each key / query
-    (:func:`fast_limbs._lsb_exponent`), so every product K_ij Q_jk is a multiple of 2^e with
-    e = Ke_i + Qe_k.  Where sum_j |K_ij| |Q_jk| (at most A (1 + 1.03 (kdim + 2L) u), the bound
-    of :func:`scores_in_range`) is below 2^(53 + e), every nonzero product has at most 53
-    significant bits and exact operands (|K_ij| < 2^(53 + Ke_i) where Q_jk != 0, and the same
-    for Q; a zero operand makes the product 0 whatever the other's rounding), and every partial
-    sum is a multiple of 2^e below 2^(53 + e): the GEMM's float64 products and sums (in any
-    order, fused or not) are all exact."""
+def exact_float_entries(A: torch.Tensor, e: torch.Tensor, kdim: int, L: int) -> torch.Tensor:
+    """bool, shaped like A: the entries whose float64 score (a dot product of the float keys
+    and queries, in any order) *is* the exact score.  ``A``: float64 sum_j |K_j| |Q_j| of the
+    entry; ``e``: the sum of its key's and its query's low-bit exponents
+    (:func:`fast_limbs._lsb_exponent`), so every product K_j Q_j is a multiple of 2^e.  Where
+    sum_j |K_j| |Q_j| (at most A (1 + 1.03 (kdim + 2L) u), the bound of :func:`scores_in_range`)
+    is below 2^(53 + e), every nonzero product has at most 53 significant bits and exact
+    operands (|K_j| < 2^(53 + e_K) where Q_j != 0, and the same for Q; a zero operand makes the
+    product 0 whatever the other's rounding), and every partial sum is a multiple of 2^e below
+    2^(53 + e): all the float64 products and sums are exact, fused or not, in any order."""
     ub = A * (1 + 1.03 * (kdim + 2 * L) * _U)
-    return ub < torch.exp2(53 + Ke.reshape(-1, 1) + Qe.reshape(1, -1))
+    return ub < torch.exp2(53 + e)
 
 
 def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int, m_ref: int) -> torch.Tensor:
@@ -133,21 +133,15 @@ def plan_head(eng: _Engine, K, Kf, Q, causal, Ke: torch.Tensor | None = None) ->
     cand = torch.empty((T, n), dtype=torch.bool, device=dev)
     m_full = causal.sum(0)
     m_ref = int(m_full.max()) if n else 1
-    Ke = _lsb_exponent(K, b, -F) if Ke is None else Ke
-    Qe = _lsb_exponent(Q, b, -F)
-    flat_s, flat_ok = [], []  # candidates' float scores and exactness, column-major (as _compact_rows)
     for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
         cs = slice(c0, c0 + _COLUMN_BLOCK)
         Sf, delta, A = float_scores(Kf, Q[:, :, cs], b, F, L)
         if not scores_in_range(A, causal[:, cs], kdim, L, F, eng.M):
             return None
-        cb = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F, m_ref)
-        cand[:, cs] = cb
-        flat_s.append(Sf.T[cb.T])
-        flat_ok.append(exact_float_entries(A, Ke, Qe[cs], kdim, L).T[cb.T])
+        cand[:, cs] = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F, m_ref)
     counts = cand.sum(0)
-    start = torch.cumsum(counts, 0) - counts
-    flat_s, flat_ok = torch.cat(flat_s), torch.cat(flat_ok)
+    Ke = _lsb_exponent(K, b, -F) if Ke is None else Ke
+    Qe = _lsb_exponent(Q, b, -F)
     Kt = None  # K as float64 digits (T, L, kdim), converted once when many candidates need it
     chunks = []
     Ls = score_limbs(eng) + 1
@@ -156,10 +150,8 @@ def plan_head(eng: _Engine, K, Kf, Q, causal, Ke: torch.Tensor | None = None) ->
         if kc == 0:
             continue
         idx, valid = _compact_rows(cand[:, cols], counts[cols], kc)
-        at = torch.where(valid, start[cols].reshape(1, -1) + torch.arange(kc, device=dev).reshape(-1, 1), 0)
-        if bool(flat_ok[at][valid].all()):  # exact float scores: 2^(2F) s is an integer
-            S = _exact_float_digits(torch.where(valid, flat_s[at], 0.0) * (2.0 ** (2 * F)), b, Ls)
-        else:
+        S = _float_exact_scores(Kf, Ke, Q[:, :, cols], Qe[cols], idx, valid, b, F, L, Ls)
+        if S is None:
             if Kt is None and int(counts.sum()) >= T:
                 Kt = K.permute(2, 0, 1).to(torch.float64)
             S = _carry_floor(exact_scores(_gathered(K, Kt, idx), Q[:, :, cols]), b, Ls)
@@ -169,6 +161,21 @@ def plan_head(eng: _Engine, K, Kf, Q, causal, Ke: torch.Tensor | None = None) ->
 
         chunks.append(_Chunk(cols, idx, valid, S, m_full[cols], arb_column))
     return HeadPlan(chunks, n)
+
+
+def _float_exact_scores(Kf, Ke, Qc, Qe, idx, valid, b: int, F: int, L: int, Ls: int) -> torch.Tensor | None:
+    """Canonical digits (Ls, kc, c) of the candidates' scores (keys idx (kc, c) of the float
+    keys Kf (T, kdim), queries Qc (L, kdim, c) as digits) computed in float64, when every valid
+    entry is proven exact (:func:`exact_float_entries`); else None.  Invalid (padding) entries
+    get 0."""
+    Qf = _signed_to_float(Qc, b, -F).T  # (c, kdim)
+    Kg = Kf[idx]  # (kc, c, kdim)
+    A = (Kg.abs() * Qf.abs().unsqueeze(0)).sum(-1)
+    ok = exact_float_entries(A, Ke[idx] + Qe.reshape(1, -1), Qc.shape[1], L)
+    if not bool(ok[valid].all()):
+        return None
+    Sf = torch.where(valid, (Kg * Qf.unsqueeze(0)).sum(-1), 0.0)
+    return _exact_float_digits(Sf * (2.0 ** (2 * F)), b, Ls)  # 2^(2F) s: an integer
 
 
 def softmax_plans(eng: _Engine, plans: list[HeadPlan]) -> None:

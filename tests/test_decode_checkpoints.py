@@ -45,6 +45,10 @@ def test_a_replay_that_is_not_the_models_chain_is_refused(setting):
     bad[3] = next(t for t in range(1, N + 1) if t != bad[3])
     with pytest.raises(TokenError, match="differs from the model's at generated token 3"):
         chain_of_thought(FastEvaluator().session(model, g.tokens()), 2 * N, replay=Replay(bad, max_chunk_entries=1))
+    first = list(full.generated[:6])
+    first[0] = next(t for t in range(1, N + 1) if t != first[0])
+    with pytest.raises(TokenError, match="at generated token 0"):  # checked before the first chunk
+        chain_of_thought(FastEvaluator().session(model, g.tokens()), 2 * N, replay=Replay(first))
     with pytest.raises(TokenError, match="before its answer"):
         chain_of_thought(FastEvaluator().session(model, g.tokens()), 2 * N, replay=Replay(full.generated))
 

@@ -136,17 +136,27 @@ def test_scores_called_exact_are_exact(seed, F, kdim):
     Kd, Qd = digits(K, T), digits(Q, n)
     Kf = _signed_to_float(Kd, b, -F).T
     Sf, _, A = fc.float_scores(Kf, Qd, b, F, L)
-    ok = fc.exact_float_entries(A, fc._lsb_exponent(Kd, b, -F), fc._lsb_exponent(Qd, b, -F), kdim, L)
+    e = fc._lsb_exponent(Kd, b, -F).reshape(-1, 1) + fc._lsb_exponent(Qd, b, -F).reshape(1, -1)
+    ok = fc.exact_float_entries(A, e, kdim, L)
+    Ke, Qe = fc._lsb_exponent(Kd, b, -F), fc._lsb_exponent(Qd, b, -F)
+    Ls = 9
     for j in range(T):
         for c in range(n):
             exact = sum(K[i][j] * Q[i][c] for i in range(kdim))  # the score times 2^(2F)
             if bool(ok[j, c]):
                 assert Fraction(float(Sf[j, c])) * (1 << (2 * F)) == exact
+            # the plan's own path: the entry as a one-candidate chunk, digits or None
+            S = fc._float_exact_scores(Kf, Ke, Qd[:, :, c : c + 1], Qe[c : c + 1], torch.tensor([[j]]),
+                                       torch.tensor([[True]]), b, F, L, Ls)
+            if S is not None:
+                want = [(exact >> (b * k)) & ((1 << b) - 1) for k in range(Ls - 1)] + [exact >> (b * (Ls - 1))]
+                assert S[:, 0, 0].tolist() == want
     # small integer keys against the query 3/4: found exact (the constructions' case)
     Ks = digits([[rng.randrange(-1000, 1000) << F for _ in range(T)] for _ in range(kdim)], T)
     Qs = digits([[3 << (F - 2)] for _ in range(kdim)], 1)
     _, _, A2 = fc.float_scores(_signed_to_float(Ks, b, -F).T, Qs, b, F, L)
-    assert bool(fc.exact_float_entries(A2, fc._lsb_exponent(Ks, b, -F), fc._lsb_exponent(Qs, b, -F), kdim, L).all())
+    e2 = fc._lsb_exponent(Ks, b, -F).reshape(-1, 1) + fc._lsb_exponent(Qs, b, -F).reshape(1, -1)
+    assert bool(fc.exact_float_entries(A2, e2, kdim, L).all())
 
 
 def test_the_hybrid_decode_takes_exact_float_scores(monkeypatch):
