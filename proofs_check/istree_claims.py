@@ -145,7 +145,8 @@ def _construction(theorem: str) -> Construction:
 
 
 def _check_decode(c: Construction, n: int, g: Graph, res, length: int) -> None:
-    """The answer against IsTree, a 4.7 chain against Algorithm 1, the chain against the bound."""
+    """The answer against IsTree, a 4.7 chain against Algorithm 1, a 5.7 (a) chain against
+    hybrid_cot (proofs_check.checks.istree_hybrid), the chain against the bound."""
     from .algorithms import cot_algorithm1
 
     where = f"Thm {c.theorem} at n={n} on '{g.to_text()}'"
@@ -154,6 +155,11 @@ def _check_decode(c: Construction, n: int, g: Graph, res, length: int) -> None:
         raise ProofsCheckError(f"{where} answered {res.answer}, IsTree says {istree_answer(g)}: {hint}")
     if c.model == "transformer" and res.generated != cot_algorithm1(g):
         raise ProofsCheckError(f"{where}: the generated chain is not Algorithm 1's tour and answer: {hint}")
+    if c.model == "hybrid":
+        from .checks.istree_hybrid import hybrid_cot
+
+        if res.generated != hybrid_cot(g):
+            raise ProofsCheckError(f"{where}: the generated chain is not the reference DFS chain (hybrid_cot): {hint}")
     if length > c.bound(n):
         raise ProofsCheckError(f"{where}: chain of {length} tokens > bound {c.bound(n)}")
 
@@ -188,7 +194,11 @@ def decode_cell(cell: dict, checkpoint=None) -> dict:
         length = res.steps
     _check_decode(c, n, g, res, length)
     return {"counted": length, "answer": res.answer, "generated": len(res.generated),
-            **stamp("FastEvaluator exact (checked: IsTree" + (", Algorithm 1)" if c.model == "transformer" else ")"))}
+            **stamp("FastEvaluator exact (checked: IsTree" + _CHAIN_REFERENCE.get(c.model, "") + ")")}
+
+
+#: the independent reference each decoded chain is compared with, token by token
+_CHAIN_REFERENCE = {"transformer": ", Algorithm 1", "hybrid": ", hybrid_cot"}
 
 
 #: rough ms per decoded token of the exact fast evaluator (for scheduling only)

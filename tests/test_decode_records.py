@@ -98,6 +98,22 @@ def test_decode_cell_refuses_a_cell_made_for_another_model():
         istree_claims.decode_cell(cell)
 
 
+def test_a_hybrid_decode_is_checked_against_the_reference_chain(monkeypatch):
+    """Thm 5.7 (a) cells compare the decoded chain with hybrid_cot token by token: the real
+    reference passes (and says so in the stamp), a reference changed in one token refuses."""
+    from constructions.modelfile import model_digest
+    from proofs_check.checks import istree_hybrid as ref
+
+    c = istree_claims._construction("5.7 (a)")
+    cell = istree_claims.decode_cells(c, 4, model_digest(c.build(4)))[0]
+    got = istree_claims.decode_cell(cell)
+    assert got["engine"] == "FastEvaluator exact (checked: IsTree, hybrid_cot)"
+    real = ref.hybrid_cot
+    monkeypatch.setattr(ref, "hybrid_cot", lambda g: real(g)[:-2] + ["PROBE"] + real(g)[-1:])
+    with pytest.raises(ProofsCheckError, match="not the reference DFS chain"):
+        istree_claims.decode_cell(cell)
+
+
 def test_claims_cli_refuses_bad_workers_cleanly(capsys):
     from proofs_check.claims import main
 
