@@ -63,6 +63,7 @@ class Checkpoint:
     key: str
     every_s: float = 600.0
     _last: float = field(default_factory=time.monotonic, repr=False)
+    replayed: int = 0  # tokens the last replay() resumed from (0: decoded from the start)
 
     @staticmethod
     def for_cell(directory: str | Path, cell: Cell, every_s: float = 600.0) -> "Checkpoint":
@@ -99,7 +100,9 @@ class Checkpoint:
                 self.save(vocab, generated)
 
         self._last = time.monotonic()
-        return Replay(self.load(vocab), on_token)
+        tokens = self.load(vocab)
+        self.replayed = len(tokens)
+        return Replay(tokens, on_token)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -107,10 +110,14 @@ class Checkpoint:
 
 def run_with_checkpoint(fn, directory: str, cell: Cell):
     """``fn(cell, checkpoint=...)`` with this cell's checkpoint under ``directory``, removed once
-    ``fn`` returned (its result is then recorded).  Top level: sent to Dask workers."""
+    ``fn`` returned (its result is then recorded, with ``resumed_at``: the tokens replayed from
+    the checkpoint, where there were any, since the record's seconds are then this last run's
+    only).  Top level: sent to Dask workers."""
     cp = Checkpoint.for_cell(directory, cell)
     out = fn(cell, checkpoint=cp)
     cp.clear()
+    if cp.replayed and isinstance(out, dict):
+        out = {**out, "resumed_at": cp.replayed}
     return out
 
 

@@ -161,10 +161,12 @@ def summary_markdown(records: str = DEFAULT_RECORDS) -> str:
         cell, res = r["cell"], r["result"]
         what = _INPUT.get(cell.get("source"), lambda c: "-")(cell)
         toks = _tokens(res)
-        per = f"{1000 * r['seconds'] / toks:.1f}" if toks and r.get("seconds") else "-"
-        lines.append(f"| {cell.get('theorem', '-')} | {what} | {cell['n']} | {toks} | {r.get('seconds', '-')} | {per} | "
+        resumed = res.get("resumed_at")
+        per = f"{1000 * r['seconds'] / toks:.1f}" if toks and r.get("seconds") and not resumed else "-"
+        secs = f"{r.get('seconds', '-')} (last run only: resumed at {resumed} tokens)" if resumed else r.get("seconds", "-")
+        lines.append(f"| {cell.get('theorem', '-')} | {what} | {cell['n']} | {toks} | {secs} | {per} | "
                      f"{res.get('load', '-')} | {res.get('date', '-')} | {res.get('engine', '-')} |")
-        if r.get("seconds"):
+        if r.get("seconds") and not resumed:  # a resumed decode's seconds are not the whole decode's
             fits.setdefault((cell.get("theorem", "-"), what), []).append((cell["n"], r["seconds"]))
     out = ["\n".join(lines), ""]
     partial = in_progress(records)

@@ -140,3 +140,28 @@ def test_a_row_not_decoded_says_how_far_its_checkpoint_got(setting, tmp_path):
     saved = saved_tokens(str(tmp_path / "claims.jsonl"), cells)
     assert progress_note(saved, cells) == "; in progress: 4 tokens decoded"
     assert progress_note(saved, cells[:1]) == "" and saved_tokens(None, cells) == {}
+
+
+def test_a_resumed_decode_says_so_and_its_seconds_stay_out_of_the_fits(setting, tmp_path):
+    """run_with_checkpoint marks a result resumed from a checkpoint (``resumed_at``: tokens
+    replayed); the summary then shows its seconds as the last run's and fits no exponent to them."""
+    from proofs_check.decode_records import summary_markdown
+
+    model, g, full = setting
+    cell = {"source": "circuit", "theorem": "4.8", "P": 13, "n": 4}
+    Checkpoint.for_cell(tmp_path, cell).save(model.vocab, full.generated[:3])
+
+    def fn(c, checkpoint):
+        checkpoint.replay(model.vocab)
+        return {"cot_length": 9}
+
+    res = run_with_checkpoint(fn, str(tmp_path), cell)
+    assert res == {"cot_length": 9, "resumed_at": 3}
+    assert run_with_checkpoint(lambda c, checkpoint: {"cot_length": 9}, str(tmp_path), cell) == {"cot_length": 9}
+    records = tmp_path / "claims.jsonl"
+    rows = [{"cell": {**cell, "n": n}, "key": str(n), "status": "ok", "error": None, "seconds": 10.0 * n,
+             "result": {"cot_length": 9, **({"resumed_at": 3} if n == 16 else {})}} for n in (4, 8, 16)]
+    records.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = summary_markdown(str(records))
+    assert "160.0 (last run only: resumed at 3 tokens)" in text
+    assert "seconds ~ n^1.00 over n = 4, 8" in text  # n = 16 (resumed) left out of the fit
