@@ -73,8 +73,9 @@ class Replay:
     one step per token), and after the prompt and at every chunk end asks the model for its next
     token, which must be the replayed one: a checkpoint of another model, prompt or evaluator is
     refused, never continued.  The prompt's pass is an ordinary one; a fast session computes
-    only the last column of each replayed chunk's last layer (``FastSession.append_replayed``).  ``on_token(generated)`` is called after each token generated from then on (the
-    caller writes checkpoints there).  ``max_chunk_entries`` bounds chunk x sequence length (the
+    only the last column of each replayed chunk's last layer (``FastSession.append_replayed``).
+    ``on_token(generated)`` is called after each token generated from then on (the caller
+    writes checkpoints there).  ``max_chunk_entries`` bounds chunk x sequence length (the
     attention score entries of one chunk, per head)."""
 
     tokens: Sequence[Token] = ()
@@ -88,6 +89,7 @@ def _replay(session: Session, replay: Replay, is_answer: Callable[[Token], bool]
     toks = list(replay.tokens)
     if any(is_answer(t) for t in toks):
         raise TokenError("a replayed chain of thought must stop before its answer (the decode it comes from had not ended)")
+
     def expect(k: int) -> None:  # the model's next token must be replayed token k
         if (got := session.next_token()) != toks[k]:
             raise TokenError(f"the replayed chain differs from the model's at generated token {k}: the model "

@@ -143,23 +143,28 @@ class KVCache:
         self.K[:, :, self.n : need] = K
         self.V[:, :, self.n : need] = V
         if Kf is not None and self.nf == self.n:
-            if self.Kf is None or self.Kf.shape[0] < self.K.shape[2]:
-                self._grow_float()
+            self._grow_float()
             self.Kf[self.n : need] = Kf
             self.nf = need
         self.n = need
         return self.K[:, :, :need], self.V[:, :, :need]
 
+    def _per_key(self, buf: torch.Tensor | None, done: int, tail: tuple[int, ...]) -> torch.Tensor:
+        """``buf`` (float64, one row per key position) grown to the keys' capacity, its first
+        ``done`` rows kept."""
+        if buf is not None and buf.shape[0] >= self.K.shape[2]:
+            return buf
+        out = torch.empty((self.K.shape[2],) + tail, dtype=torch.float64, device=self.K.device)
+        if buf is not None:
+            out[:done] = buf[:done]
+        return out
+
     def _grow_float(self) -> None:
-        Kf = torch.empty((self.K.shape[2], self.K.shape[1]), dtype=torch.float64, device=self.K.device)
-        if self.Kf is not None:
-            Kf[: self.nf] = self.Kf[: self.nf]
-        self.Kf = Kf
+        self.Kf = self._per_key(self.Kf, self.nf, (self.K.shape[1],))
 
     def keys_float(self, b: int, F: int) -> torch.Tensor:
         """(T, kdim) float64 reals of the keys (K 2^-F), relative error <= (L - 1) u."""
-        if self.Kf is None or self.Kf.shape[0] < self.K.shape[2]:
-            self._grow_float()
+        self._grow_float()
         if self.nf < self.n:
             self.Kf[self.nf : self.n] = _signed_to_float(self.K[:, :, self.nf : self.n], b, -F).T
             self.nf = self.n
@@ -168,11 +173,7 @@ class KVCache:
     def keys_lsb(self, b: int, F: int) -> torch.Tensor:
         """(T,) the exponent of each key's lowest set bit (``fast_limbs._lsb_exponent``; for
         ``fast_compact.exact_float_entries``), filled lazily like the float keys."""
-        if self.Ke is None or self.Ke.shape[0] < self.K.shape[2]:
-            Ke = torch.empty((self.K.shape[2],), dtype=torch.float64, device=self.K.device)
-            if self.Ke is not None:
-                Ke[: self.ne] = self.Ke[: self.ne]
-            self.Ke = Ke
+        self.Ke = self._per_key(self.Ke, self.ne, ())
         if self.ne < self.n:
             self.Ke[self.ne : self.n] = _lsb_exponent(self.K[:, :, self.ne : self.n], b, -F)
             self.ne = self.n

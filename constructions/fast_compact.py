@@ -57,8 +57,13 @@ def exact_float_entries(A: torch.Tensor, e: torch.Tensor, kdim: int, L: int) -> 
     operands (|K_j| < 2^(53 + e_K) where Q_j != 0, and the same for Q; a zero operand makes the
     product 0 whatever the other's rounding), and every partial sum is a multiple of 2^e below
     2^(53 + e): all the float64 products and sums are exact, fused or not, in any order."""
-    ub = A * (1 + 1.03 * (kdim + 2 * L) * _U)
-    return ub < torch.exp2(53 + e)
+    return _abs_score_bound(A, kdim, L) < torch.exp2(53 + e)
+
+
+def _abs_score_bound(A: torch.Tensor, kdim: int, L: int) -> torch.Tensor:
+    """A rigorous upper bound of sum_j |K_j| |Q_j| (exact operands) from its float64 value A
+    over float keys and queries (relative errors (L - 1) u each, kdim terms)."""
+    return A * (1 + 1.03 * (kdim + 2 * L) * _U)
 
 
 def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int, m_ref: int) -> torch.Tensor:
@@ -84,7 +89,7 @@ def scores_in_range(A: torch.Tensor, causal: torch.Tensor, kdim: int, L: int, F:
     """Every causal |score| proven <= M 2^-F (``fast_softmax._scores_surely_in_range``)."""
     if causal.numel() == 0:
         return True
-    ub = A * (1 + 1.03 * (kdim + 2 * L) * _U)
+    ub = _abs_score_bound(A, kdim, L)
     return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < float(M) * 2.0**-F * (1 - 4 * _U))
 
 

@@ -144,22 +144,27 @@ def _construction(theorem: str) -> Construction:
     return next(c for c in CONSTRUCTIONS if c.theorem == theorem)
 
 
+def _chain_reference(model: str):
+    """(name, chain of a graph) of the independent reference a decoded chain is compared with
+    token by token, or None (5.3: the answer only): Algorithm 1 for 4.7's tour and answer,
+    ``checks.istree_hybrid.hybrid_cot`` for 5.7 (a)."""
+    from . import algorithms
+    from .checks import istree_hybrid
+
+    return {"transformer": ("Algorithm 1", algorithms.cot_algorithm1),
+            "hybrid": ("hybrid_cot", istree_hybrid.hybrid_cot)}.get(model)
+
+
 def _check_decode(c: Construction, n: int, g: Graph, res, length: int) -> None:
     """The answer against IsTree, a 4.7 chain against Algorithm 1, a 5.7 (a) chain against
     hybrid_cot (proofs_check.checks.istree_hybrid), the chain against the bound."""
-    from .algorithms import cot_algorithm1
-
     where = f"Thm {c.theorem} at n={n} on '{g.to_text()}'"
     hint = f"run `proofs-check verify --only {c.theorem.split()[0]}` for the failing property"
     if res.answer != istree_answer(g):
         raise ProofsCheckError(f"{where} answered {res.answer}, IsTree says {istree_answer(g)}: {hint}")
-    if c.model == "transformer" and res.generated != cot_algorithm1(g):
-        raise ProofsCheckError(f"{where}: the generated chain is not Algorithm 1's tour and answer: {hint}")
-    if c.model == "hybrid":
-        from .checks.istree_hybrid import hybrid_cot
-
-        if res.generated != hybrid_cot(g):
-            raise ProofsCheckError(f"{where}: the generated chain is not the reference DFS chain (hybrid_cot): {hint}")
+    ref = _chain_reference(c.model)
+    if ref is not None and res.generated != ref[1](g):
+        raise ProofsCheckError(f"{where}: the generated chain is not the reference chain ({ref[0]}): {hint}")
     if length > c.bound(n):
         raise ProofsCheckError(f"{where}: chain of {length} tokens > bound {c.bound(n)}")
 
@@ -193,12 +198,9 @@ def decode_cell(cell: dict, checkpoint=None) -> dict:
         res = chain_of_thought(session, c.bound(n), replay=checkpoint.replay(model.vocab) if checkpoint else None)
         length = res.steps
     _check_decode(c, n, g, res, length)
+    ref = _chain_reference(c.model)
     return {"counted": length, "answer": res.answer, "generated": len(res.generated),
-            **stamp("FastEvaluator exact (checked: IsTree" + _CHAIN_REFERENCE.get(c.model, "") + ")")}
-
-
-#: the independent reference each decoded chain is compared with, token by token
-_CHAIN_REFERENCE = {"transformer": ", Algorithm 1", "hybrid": ", hybrid_cot"}
+            **stamp(f"FastEvaluator exact (checked: IsTree{f', {ref[0]}' if ref else ''})")}
 
 
 #: rough ms per decoded token of the exact fast evaluator (for scheduling only)

@@ -110,7 +110,7 @@ def test_a_hybrid_decode_is_checked_against_the_reference_chain(monkeypatch):
     assert got["engine"] == "FastEvaluator exact (checked: IsTree, hybrid_cot)"
     real = ref.hybrid_cot
     monkeypatch.setattr(ref, "hybrid_cot", lambda g: real(g)[:-2] + ["PROBE"] + real(g)[-1:])
-    with pytest.raises(ProofsCheckError, match="not the reference DFS chain"):
+    with pytest.raises(ProofsCheckError, match=r"not the reference chain \(hybrid_cot\)"):
         istree_claims.decode_cell(cell)
 
 
