@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence
 
-from .errors import InputError, RetrievalError, TokenError
+from .errors import InputError, ReplayError, RetrievalError, TokenError
 from .vocab import Token, Vocabulary, detokenize
 
 START, END, FAILED = "<StartSearch>", "<EndSearch>", "FAILED"
@@ -70,9 +70,12 @@ class Replay:
 
     ``tokens``: the first tokens this very decode generated in an earlier run (a checkpoint).
     :func:`chain_of_thought` appends them in chunks, the session's prefill path (far cheaper than
-    one step per token), and after the prompt and at every chunk end asks the model for its next
-    token, which must be the replayed one: a checkpoint of another model, prompt or evaluator is
-    refused, never continued.  The prompt's pass is an ordinary one; a fast session computes
+    one step per token), and after the prompt and at every chunk end (the last replayed token
+    included) asks the model for its next token, which must be the replayed one: a checkpoint of
+    another model, prompt or evaluator is refused, never continued.  Tokens inside a chunk are
+    not predicted one by one (that is the saving); the checkpoint's own key and gzip CRC guard
+    them, and the long decodes check every token against their reference afterwards
+    (proofs_check.decode_checkpoints).  The prompt's pass is an ordinary one; a fast session computes
     only the last column of each replayed chunk's last layer (``FastSession.append_replayed``).
     ``on_token(generated)`` is called after each token generated from then on (the caller
     writes checkpoints there).  ``max_chunk_entries`` bounds chunk x sequence length (the
@@ -88,11 +91,11 @@ def _replay(session: Session, replay: Replay, is_answer: Callable[[Token], bool]
     and at each chunk end."""
     toks = list(replay.tokens)
     if any(is_answer(t) for t in toks):
-        raise TokenError("a replayed chain of thought must stop before its answer (the decode it comes from had not ended)")
+        raise ReplayError("a replayed chain of thought must stop before its answer (the decode it comes from had not ended)")
 
     def expect(k: int) -> None:  # the model's next token must be replayed token k
         if (got := session.next_token()) != toks[k]:
-            raise TokenError(f"the replayed chain differs from the model's at generated token {k}: the model "
+            raise ReplayError(f"the replayed chain differs from the model's at generated token {k}: the model "
                              f"gives {got!r}, the replay {toks[k]!r} (a checkpoint of another model or prompt); "
                              "delete the checkpoint to decode from the start")
 
@@ -103,8 +106,11 @@ def _replay(session: Session, replay: Replay, is_answer: Callable[[Token], bool]
     done = 0
     while done < len(toks):
         chunk = max(1, min(512, replay.max_chunk_entries // max(1, len(session.tokens))))
-        append(toks[done: done + chunk])
-        done = min(len(toks), done + chunk)
+        end = min(len(toks), done + chunk)
+        if end == len(toks) > done + 1:
+            end -= 1  # the last replayed token is checked too (then appended alone)
+        append(toks[done:end])
+        done = end
         if done < len(toks):
             expect(done)
     return toks
@@ -123,7 +129,7 @@ def chain_of_thought(
     prompt = list(session.tokens)
     generated: list[Token] = _replay(session, replay, is_answer) if replay is not None else []
     if len(generated) > max_steps:
-        raise TokenError(f"a replayed chain of {len(generated)} tokens is longer than max_steps = {max_steps}")
+        raise ReplayError(f"a replayed chain of {len(generated)} tokens is longer than max_steps = {max_steps}")
     for _ in range(max_steps + 1 - len(generated)):
         tok = session.next_token()
         generated.append(tok)

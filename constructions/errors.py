@@ -25,6 +25,10 @@ class TokenError(ProofsCheckError):
     """An unknown token, a number outside the vocabulary, or a sequence too long."""
 
 
+class ReplayError(TokenError):
+    """A checkpoint's replayed tokens are not the model's own chain (constructions.decode.Replay)."""
+
+
 class ModelFileError(ProofsCheckError):
     """A model file is corrupt, truncated, of an unknown version, or inconsistent."""
 

@@ -54,7 +54,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
-from constructions.errors import InputError, ProofsCheckError
+from constructions.errors import InputError, ProofsCheckError, ReplayError
 from constructions.model import FeedForward, LinearRNNLayer, Model, TransformerLayer, zeros
 from constructions.numerics import Precision, div_round
 from constructions.vocab import Token
@@ -318,14 +318,36 @@ class Construction:
             return chain_of_thought_batch(batch_session(evaluator, model, [list(c.tokens) for c in cases]), 0,
                                           answers={YES, NO})
         if self.is_istree:
-            from .istree_runners import SPECS, decode_graphs
+            from .istree_runners import decode_graphs
 
-            mod = importlib.import_module(SPECS[self.arch].module)
             graphs = [Graph.from_tokens(list(c.tokens), model.vocab.n) for c in cases]
-            return decode_graphs(self.arch, model, graphs, SPECS[self.arch].bound(mod, model.vocab.n), evaluator, oracle)
+            return decode_graphs(self.arch, model, graphs, self._chain_bound(model), evaluator, oracle)
         from .retrieval_runners import decode_batch
 
         return decode_batch(model, [list(c.tokens) for c in cases], evaluator, oracle)
+
+    @property
+    def resumable(self) -> bool:
+        """A chain of thought long enough to checkpoint (4.7 and 5.7 (a); 5.7 (b) stops at once)."""
+        return self.decoding == "cot" and self.is_istree and self.name != "istree-binary-hybrid"
+
+    def decode_resumable(self, model: Model, case: Case, evaluator, oracle, replay=None) -> Any:
+        """:meth:`decode` of one instance that continues an interrupted decode
+        (``replay``, a constructions.decode.Replay) where the construction is :attr:`resumable`:
+        the instance alone in one session, the chain of thought of :meth:`decode_all` (the same
+        bound and answers; a batch of one decodes as the sequence alone).  Others: :meth:`decode`."""
+        if replay is None or not self.resumable:
+            return self.decode(model, case, evaluator, oracle)
+        from constructions.decode import chain_of_thought
+
+        session = evaluator.session(model, list(case.tokens))
+        return chain_of_thought(session, self._chain_bound(model), answers={YES, NO}, replay=replay)
+
+    def _chain_bound(self, model: Model) -> int:
+        """The theorem's bound on the IsTree chain of thought (the `run` command's max_steps)."""
+        from .istree_runners import SPECS
+
+        return SPECS[self.arch].bound(importlib.import_module(SPECS[self.arch].module), model.vocab.n)
 
 
 def _retrieval_constructions() -> list[Construction]:
@@ -408,9 +430,11 @@ class Outcome:
         return f"{self.label}: {got}"
 
 
-def _run_case(con: Construction, model: Model, case: Case, evaluator, oracle) -> Outcome:
+def _run_case(con: Construction, model: Model, case: Case, evaluator, oracle, replay=None) -> Outcome:
     try:
-        res = con.decode(model, case, evaluator, oracle)
+        res = con.decode_resumable(model, case, evaluator, oracle, replay)
+    except ReplayError:
+        raise  # a checkpoint that is not this decode's: refused, never recorded as the format's failure
     except ProofsCheckError as exc:
         kind = type(exc).__name__
         first = " ".join(str(exc).split())  # whole: a cut message hides where it failed (issue 15)

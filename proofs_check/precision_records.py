@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import partial
+from pathlib import Path
 from typing import Sequence
 
 from constructions.errors import ProofsCheckError
 
 from . import precision as P
+from .decode_checkpoints import run_with_checkpoint
 from .sweep import Executor, results_or_raise, run_cells
 
 #: the records of ``python -m proofs_check.precision --write ... --large`` (measured data, committed)
@@ -42,10 +45,12 @@ def _chain_digest(chain: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(chain).encode()).hexdigest()
 
 
-def format_case(cell: dict) -> dict:
+def format_case(cell: dict, checkpoint=None) -> dict:
     """Decode instance ``cell["index"]`` of the row's sample in format ``cell["format"]``: is the
     answer the reference answer, the chain's SHA-256 (compared with the exact one's when the
-    row is folded), how long it took.  Top level: runs on sweep workers."""
+    row is folded), how long it took.  ``checkpoint`` (proofs_check.decode_checkpoints): a
+    resumable chain of thought (4.7, 5.7 (a): an hour or more at n = 512) continues from it and
+    saves its progress there; the others ignore it.  Top level: runs on sweep workers."""
     import torch
 
     from constructions.decode import RegexOracle
@@ -60,7 +65,9 @@ def format_case(cell: dict) -> dict:
         raise ProofsCheckError(f"{con.name} at n={cell['n']}: the model built now is not the one this cell was made for")
     case = con.cases(cell["n"], cell["k"], cell["seed"])[cell["index"]]
     with RegexOracle() as oracle:
-        out = P._run_case(con, model, case, FastEvaluator(mode=cell["format"], device=cell.get("device", "cpu")), oracle)
+        replay = checkpoint.replay(model.vocab) if checkpoint is not None and con.resumable else None
+        out = P._run_case(con, model, case, FastEvaluator(mode=cell["format"], device=cell.get("device", "cpu")),
+                          oracle, replay)
     return {"index": cell["index"], "label": case.label, "p": model.p, "format": cell["format"],
             "correct": out.correct, "short": out.short(),
             "error": out.error is not None, "chain_sha256": _chain_digest(out.chain), "tokens": len(out.chain),
@@ -125,7 +132,10 @@ def recorded_format_rows(plan: dict[str, tuple[tuple[int, ...], int]], records: 
         # cheapest first: a run cut short (a session ends) leaves whole rows of the small n
         # finished (shown at once with --recorded-only) rather than pieces of the largest ones
         order = sorted(cells, key=lambda c: P._cost(c["name"], c["n"]))
-        records_list = run_cells(order, format_case, out=records, resume=True,
+        fn = format_case
+        if records is not None:  # long chains checkpoint beside the records (partial/), as the claims' do
+            fn = partial(run_with_checkpoint, format_case, str(Path(records).parent / "partial"))
+        records_list = run_cells(order, fn, out=records, resume=True,
                                  executor=Executor(workers=workers, quiet=quiet), desc="format instances")
         known = {cell_key(c): res for c, res in zip(order, results_or_raise(records_list))}
     else:

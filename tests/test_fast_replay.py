@@ -71,7 +71,7 @@ def test_a_replayed_hybrid_decode_is_the_uninterrupted_one_and_skips_the_queries
         return out
 
     monkeypatch.setattr(fast_layers, "_final_column_layer", counted)
-    for cut in (2, 37, len(want) - 1):
+    for cut in (3, 37, len(want) - 1):  # chunks of 2+ tokens (the last replayed one is appended alone)
         taken.clear()
         got = chain_of_thought(FastEvaluator().session(model, g.tokens()), len(want) + 5,
                                replay=Replay(want[:cut], max_chunk_entries=4000))

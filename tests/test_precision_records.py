@@ -63,9 +63,55 @@ def test_an_interrupted_run_decodes_only_the_missing_instances(tmp_path, monkeyp
     path.write_text("\n".join(lines[:14]) + "\n" + lines[14][: len(lines[14]) // 2])  # one lost, one torn
     seen = []
     real = R.format_case
-    monkeypatch.setattr(R, "format_case", lambda cell: seen.append(cell["index"]) or real(cell))
+    monkeypatch.setattr(R, "format_case", lambda cell, checkpoint=None: seen.append(cell["index"]) or real(cell, checkpoint))
     R.recorded_format_rows(PLAN, str(path), workers=1, quiet=True)
     assert len(seen) == 2
+
+
+def _first_tokens(cell: dict, k: int) -> list:
+    """The first k generated tokens of the cell's uninterrupted decode (what a checkpoint holds)."""
+    from constructions.decode import RegexOracle
+    from constructions.evaluate_fast import FastEvaluator
+
+    con = P.construction(cell["name"])
+    model = con.build(cell["n"])
+    case = con.cases(cell["n"], cell["k"], cell["seed"])[cell["index"]]
+    with RegexOracle() as oracle:
+        res = con.decode(model, case, FastEvaluator(mode=cell["format"]), oracle)
+    assert len(res.generated) > k
+    return model.vocab, list(res.generated[:k])
+
+
+@pytest.mark.parametrize("fmt,k", [("exact", 7), ("bfloat16", 1)])  # bfloat16 answers NO at its second token
+def test_a_checkpointed_format_case_resumes_to_the_uninterrupted_record(fmt, k, tmp_path):
+    """A 4.7 instance (Figure 3; bfloat16 decodes it wrongly) resumed from a checkpoint of its
+    first tokens gives the uninterrupted decode's record (answer, chain digest, length), says
+    where it resumed, and leaves no checkpoint behind."""
+    from proofs_check.decode_checkpoints import Checkpoint, run_with_checkpoint
+
+    cell = next(c for c in R._row_cells("dfs-transformer", 6, 1, P.SEED, P.FORMATS)[0] if c["format"] == fmt)
+    whole = R.format_case(cell)
+    vocab, first = _first_tokens(cell, k)
+    cp = Checkpoint.for_cell(tmp_path, cell)
+    cp.save(vocab, first)
+    resumed = run_with_checkpoint(R.format_case, str(tmp_path), cell)
+    keep = ("correct", "short", "error", "chain_sha256", "tokens")
+    assert {f: resumed[f] for f in keep} == {f: whole[f] for f in keep} and resumed["resumed_at"] == k
+    assert whole["correct"] == (fmt == "exact") and not cp.path.exists()
+
+
+def test_a_checkpoint_of_another_chain_is_refused_not_recorded_as_a_failure(tmp_path):
+    """The last replayed token changed (the replay asks the model for it): the decode refuses
+    (ReplayError), rather than reporting a wrong answer for the format."""
+    from constructions.errors import ReplayError
+    from proofs_check.decode_checkpoints import Checkpoint, run_with_checkpoint
+
+    cell = next(c for c in R._row_cells("dfs-transformer", 6, 1, P.SEED, P.FORMATS)[0] if c["format"] == "float64")
+    vocab, first = _first_tokens(cell, 7)
+    first[-1] = next(vocab.token_of(i) for i in range(len(vocab)) if vocab.token_of(i) not in (first[-1], "YES", "NO"))
+    Checkpoint.for_cell(tmp_path, cell).save(vocab, first)
+    with pytest.raises(ReplayError, match="differs from the model's"):
+        run_with_checkpoint(R.format_case, str(tmp_path), cell)
 
 
 def test_records_of_other_weights_are_not_used(tmp_path):
