@@ -1,13 +1,17 @@
 """Products of multi-limb tensors (:mod:`constructions.fast_limbs` digits): the matrix product
 ``W X`` under both matmul readings of A.2 and the elementwise product of the ReGLU.
 
-Round-once: a matrix product ``W X`` is a float64 GEMM of a block-Toeplitz matrix of W's limbs
-(``(L_r m) x (g n)``, block ``(r, j) = W[r - j]``) times g stacked limbs of X (``(g n) x N``),
-which sums the limb products along anti-diagonals inside the GEMM: every entry is a sum of at
-most ``g n`` products of two digits, ``|.| <= g n 2^(2b) <= 2^53``, hence exact in float64;
-groups of g X-limbs are added in int64 (CUDA has no int64 GEMM; float64 is the GPU route too),
-see :func:`_gemm`.  Limbs that are zero in a whole operand are skipped.  The reference's
-matching function is the exact integer dot product of ``evaluate_reference``.
+Round-once: a matrix product ``W X`` is summed exactly in float64 GEMMs of the limb digits,
+either one GEMM per non-zero limb of W (``W[i]`` times all of X's limbs side by side: the
+fewest products, and the weight's own limb as operand, what a decode step of one column
+needs) or one of a block-Toeplitz matrix of W's limbs (``(L_r m) x (g n)``, block ``(r, j) =
+W[r - j]``) times g stacked limbs of X (``(g n) x N``), which sums the limb products along
+anti-diagonals inside the GEMM (fewer int64 additions where n is a head's small key
+dimension).  Every float64 entry is a sum of at most ``g n`` products of two digits,
+``|.| <= g n 2^(2b) <= 2^53``, hence exact; the partial sums are added in int64 (CUDA has no
+int64 GEMM; float64 is the GPU route too), see :func:`_gemm`.  Limbs that are zero in a whole
+operand are skipped.  The reference's matching function is the exact integer dot product of
+``evaluate_reference``.
 
 Round-each-product reading: under ``matmul="round_products"`` every scalar product W_ij X_jk is
 rounded and checked on its own, so the product tensor (m, n, N) is formed explicitly (in
@@ -26,18 +30,70 @@ def _gemm(W: torch.Tensor, X: torch.Tensor, b: int, cache: dict | None = None) -
     """Raw limb sums of W X: W (Lw, m, n), X (Lx, n, N) signed digits (|digit| < 2^b) ->
     (Lr, m, N) int64, R[k] = sum_(i + j = k) W[i] X[j].
 
-    The anti-diagonal sums are formed inside float64 GEMMs: for a group of g consecutive limbs
-    of X, the block-Toeplitz matrix ``WT[(r, :), (j, :)] = W[r - j]`` times the stacked limbs
-    ``X[j0 : j0 + g]`` (a view, ``(g n) x N``) gives every ``sum_(i + j = r) W[i] X[j]`` of the
-    group; each output is a sum of at most ``g n`` products of two digits, so with
-    ``g n 2^(2b) <= 2^53`` every partial sum is an integer of magnitude <= 2^53, exact in
-    float64 (any summation order).  Groups are added in int64 (|R[k]| <= min(Lw, Lx) 2^53).
-    Only the range of non-zero limbs of each operand is used.  ``cache`` (a dict owned by one
-    pass, or a prepared model) keeps the Toeplitz matrix of a weight that is applied repeatedly."""
+    Two exact routes, chosen by :func:`_gemm_route` (same sums, grouped differently):
+
+    * **per weight limb** (:func:`_gemm_per_limb`): for each non-zero limb i of W one float64
+      GEMM ``W[i] @ [X[x0] ... X[x1]]`` (``m x n`` times ``n x (Lx N)``); each output is a sum
+      of n products of two digits, ``|.| <= n 2^(2b) <= 2^53``, exact in float64 (any order),
+      added into ``R[i + j]`` in int64.  The fewest products; the GEMM operand is W's own limb.
+    * **block-Toeplitz** (:func:`_gemm_toeplitz`): for a group of g consecutive X-limbs, the
+      block-Toeplitz matrix ``WT[(r, :), (j, :)] = W[r - j]`` times the stacked limbs
+      ``X[j0 : j0 + g]`` (a view, ``(g n) x N``) sums every ``sum_(i + j = r) W[i] X[j]`` of the
+      group inside the GEMM; each output is a sum of at most ``g n`` digit products, so
+      ``g n 2^(2b) <= 2^53`` keeps it exact.  Fewer int64 additions where n is small (a head's
+      key dimension) and both operands have many limbs; the zero blocks cost products.
+
+    Groups are added in int64 (|R[k]| <= min(Lw, Lx) 2^53).  Only the range of non-zero limbs
+    of each operand is used.  ``cache`` (a dict owned by one pass, or a prepared model) keeps
+    the GEMM operand of a weight that is applied repeatedly."""
     m, n, N = W.shape[1], W.shape[2], X.shape[2]
     wi, xi = _weight_limbs(W, cache), _nonzero_limbs(X)
     if not wi or not xi or n == 0:
         return torch.zeros((1, m, N), dtype=torch.int64, device=X.device)
+    if _gemm_route(wi[-1] - wi[0] + 1, xi[-1] - xi[0] + 1, m, n, N, b) == "per_limb":
+        return _gemm_per_limb(W, X, wi, xi, cache)
+    return _gemm_toeplitz(W, X, b, wi, xi, cache)
+
+
+def _gemm_route(Lw: int, Lx: int, m: int, n: int, N: int, b: int) -> str:
+    """The cheaper route of :func:`_gemm` by a rough count: GEMM operand entries (read once per
+    GEMM, so they dominate a decode step's N = 1), products, and int64 outputs to add."""
+    g = max(1, (1 << (53 - 2 * b)) // n)
+    per_limb = Lw * m * n + Lw * Lx * m * N * (n + 4)
+    toeplitz = 0
+    for xs in range(0, Lx, g):
+        Lg = min(g, Lx - xs)
+        toeplitz += (Lw + Lg - 1) * Lg * m * n * (1 + N) + 4 * (Lw + Lg - 1) * m * N
+    return "per_limb" if per_limb <= toeplitz else "toeplitz"
+
+
+def _gemm_per_limb(W: torch.Tensor, X: torch.Tensor, wi: list[int], xi: list[int], cache: dict | None) -> torch.Tensor:
+    """:func:`_gemm`'s per-weight-limb route (exactness in its docstring)."""
+    m, n, N = W.shape[1], W.shape[2], X.shape[2]
+    w0, w1, x0, x1 = wi[0], wi[-1], xi[0], xi[-1]
+    Lx = x1 - x0 + 1
+    Xs = X[x0 : x1 + 1].permute(1, 0, 2).reshape(n, Lx * N).to(torch.float64)
+    R = torch.zeros((w1 + x1 + 1, m, N), dtype=torch.int64, device=X.device)
+    for i in wi:
+        out = (_weight_limb_f64(W, i, cache) @ Xs).to(torch.int64).reshape(m, Lx, N).permute(1, 0, 2)
+        R[i + x0 : i + x1 + 1] += out
+    return R
+
+
+def _weight_limb_f64(W: torch.Tensor, i: int, cache: dict | None) -> torch.Tensor:
+    """Limb i of W in float64 (kept in ``cache``: a weight's limbs never change)."""
+    if cache is None:
+        return W[i].to(torch.float64)
+    key = ("limb", id(W), i)
+    hit = cache.get(key)
+    if hit is None or hit[0] is not W:
+        hit = cache[key] = (W, W[i].to(torch.float64))
+    return hit[1]
+
+
+def _gemm_toeplitz(W: torch.Tensor, X: torch.Tensor, b: int, wi: list[int], xi: list[int], cache: dict | None) -> torch.Tensor:
+    """:func:`_gemm`'s block-Toeplitz route (exactness in its docstring)."""
+    m, n, N = W.shape[1], W.shape[2], X.shape[2]
     w0, w1, x0, x1 = wi[0], wi[-1], xi[0], xi[-1]
     if cache is not None:
         x0 = 0  # groups of X-limbs always start at 0: few Toeplitz shapes per weight to keep
