@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pad_sequence
 from .errors import Location
 from .fast_compact import antidiagonal_sums, exact_scores, finish_head, head_compact, plan_head, score_limbs, softmax_plans
 from .fast_engine import _Engine, _PLayer
-from .fast_limbs import _U, Limbs, _carry_floor, _lsb_exponent, _shift_left_raw, _signed_to_float, _split_small
+from .fast_limbs import Limbs, _score_error_factor, _score_limit, _carry_floor, _lsb_exponent, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
 from .fast_softmax import _FLOAT_SCORES_MAX_F, _certify_float_scores, _float_scores_softmax, _scores_surely_in_range
 
@@ -326,7 +326,7 @@ def _batched_head(eng: _Engine, Ks, Kfs, Q, Vs, v_rows, li, hi, t0s, lmax, lens,
     cols = lambda t: t.permute(1, 0, 2).reshape(Tmax, S * lmax)  # noqa: E731  (S, Tmax, lmax) -> columns
     Sf = cols(torch.bmm(Kfp, qf))
     A = cols(torch.bmm(Kfp.abs(), qf.abs()))
-    delta = A * (1.03 * (kdim + 2 * L) * _U)
+    delta = A * _score_error_factor(kdim, L)
     qpos = torch.tensor(t0s, device=dev).reshape(S, 1) + torch.arange(lmax, device=dev).reshape(1, lmax)
     live = torch.arange(lmax, device=dev).reshape(1, lmax) < torch.tensor(lens, device=dev).reshape(S, 1)
     keypos = torch.arange(Tmax, device=dev).reshape(Tmax, 1)
@@ -362,8 +362,8 @@ def _exact_columns(eng: _Engine, Ks, Q, A, causal, ok, P, li, hi, S, lmax) -> to
     their softmax is of the checked (clipped) scores."""
     F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
     Tmax, kdim = causal.shape[0], Q.shape[1]
-    ub = torch.where(causal, A * (1 + 1.03 * (kdim + 2 * L) * _U), torch.zeros_like(A)).amax(0)
-    seq_ok = (ub < float(eng.M) * 2.0**-F * (1 - 4 * _U)).reshape(S, lmax).all(1)
+    ub = torch.where(causal, A * (1 + _score_error_factor(kdim, L)), torch.zeros_like(A)).amax(0)
+    seq_ok = (ub < _score_limit(eng.M, F)).reshape(S, lmax).all(1)
     col_seq = torch.arange(S * lmax, device=dev) // lmax
     Kp = pad_sequence([k.permute(2, 0, 1) for k in Ks], batch_first=True)  # (S, Tmax, L, kdim)
     d_model, L_S = eng.P.model.d, score_limbs(eng)

@@ -27,7 +27,10 @@ import torch
 
 from .errors import Location
 from .fast_engine import _Engine
-from .fast_limbs import _U, Limbs, _carry_floor, _digits_to_ints, _exact_float_digits, _lsb_exponent, _signed_to_float
+from .fast_limbs import (
+    _U, Limbs, _carry_floor, _digits_to_ints, _exact_float_digits, _lsb_exponent, _score_error_factor, _score_limit,
+    _signed_to_float,
+)
 from .fast_products import _gemm
 from .fast_softmax import exact_softmax
 from .numerics import softmax_column
@@ -44,7 +47,7 @@ def float_scores(Kf: torch.Tensor, Q: torch.Tensor, b: int, F: int, L: int):
     kdim = Q.shape[1]
     Qf = _signed_to_float(Q, b, -F)
     A = Kf.abs() @ Qf.abs()
-    return Kf @ Qf, A * (1.03 * (kdim + 2 * L) * _U), A
+    return Kf @ Qf, A * _score_error_factor(kdim, L), A
 
 
 def exact_float_entries(A: torch.Tensor, e: torch.Tensor, kdim: int, L: int) -> torch.Tensor:
@@ -63,7 +66,7 @@ def exact_float_entries(A: torch.Tensor, e: torch.Tensor, kdim: int, L: int) -> 
 def _abs_score_bound(A: torch.Tensor, kdim: int, L: int) -> torch.Tensor:
     """A rigorous upper bound of sum_j |K_j| |Q_j| (exact operands) from its float64 value A
     over float keys and queries (relative errors (L - 1) u each, kdim terms)."""
-    return A * (1 + 1.03 * (kdim + 2 * L) * _U)
+    return A * (1 + _score_error_factor(kdim, L))
 
 
 def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, d: int, F: int, m_ref: int) -> torch.Tensor:
@@ -90,7 +93,7 @@ def scores_in_range(A: torch.Tensor, causal: torch.Tensor, kdim: int, L: int, F:
     if causal.numel() == 0:
         return True
     ub = _abs_score_bound(A, kdim, L)
-    return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < float(M) * 2.0**-F * (1 - 4 * _U))
+    return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < _score_limit(M, F))
 
 
 @dataclass

@@ -34,6 +34,19 @@ _CHUNK = 8192  # entries per cache-sized chunk of multi-limb finishing passes
 _U = 2.0**-53  # unit roundoff of float64
 
 
+def _score_error_factor(kdim: int, L: int) -> float:
+    """c with |fl(K^T Q) - K^T Q| <= c |K|^T |Q| for float64 keys and queries read from L-limb
+    digits (relative error (L - 1) u each) in a kdim-term GEMM of any order: (kdim + 2L) u,
+    with 3% slack for the rounding of the bound itself (fast_softmax._float_scores_softmax)."""
+    return 1.03 * (kdim + 2 * L) * _U
+
+
+def _score_limit(M: int, F: int) -> float:
+    """A float64 bound below which a score's magnitude is proven <= M 2^-F (the R_p range),
+    with 4u of slack for the bound's own rounding."""
+    return float(M) * 2.0**-F * (1 - 4 * _U)
+
+
 
 
 @dataclass(frozen=True)

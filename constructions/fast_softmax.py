@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from .fast_limbs import (
-    Limbs, _U, _carry_floor, _const_digits, _digits_to_float, _digits_to_ints, _ints_to_digits,
-    _normalize, _signed_to_float, _split_small, _trim,
+    Limbs, _U, _carry_floor, _const_digits, _digits_to_float, _digits_to_ints, _ints_to_digits, _normalize,
+    _score_error_factor, _score_limit, _signed_to_float, _split_small, _trim,
 )
 from .numerics import Precision, div_round, softmax_column
 from .softmax_fixed import certified_softmax
@@ -227,7 +227,7 @@ def _float_scores_softmax(K, Q, causal, d, F, b, M):
     Kf = _signed_to_float(K, b, -F).T  # (T, kdim)
     Qf = _signed_to_float(Q, b, -F)  # (kdim, n)
     Sf = Kf @ Qf
-    delta = (Kf.abs() @ Qf.abs()) * (1.03 * (kdim + 2 * L) * _U)
+    delta = (Kf.abs() @ Qf.abs()) * _score_error_factor(kdim, L)
     return _certify_float_scores(Sf, delta, causal, d, F, M)
 
 
@@ -235,7 +235,7 @@ def _certify_float_scores(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.T
     """The rest of :func:`_float_scores_softmax` from the float scores Sf (T, n) and their error
     bounds delta, column by column (the batched decode step stacks one column per sequence)."""
     T, n = causal.shape
-    bound = float(M) * 2.0**-F * (1 - 4 * _U)
+    bound = _score_limit(M, F)
     in_range = ((Sf.abs() + delta) < bound) | ~causal
     neg_inf = torch.full_like(Sf, -math.inf)
     Sm = torch.where(causal, Sf, neg_inf)
@@ -285,9 +285,8 @@ def _scores_surely_in_range(K: torch.Tensor, Q: torch.Tensor, causal: torch.Tens
         return True
     Ka = _signed_to_float(K, b, -F).abs().T
     Qa = _signed_to_float(Q, b, -F).abs()
-    ub = (Ka @ Qa) * (1 + 1.03 * (kdim + 2 * L) * _U)
-    limit = float(M) * 2.0**-F * (1 - 4 * _U)
-    return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < limit)
+    ub = (Ka @ Qa) * (1 + _score_error_factor(kdim, L))
+    return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < _score_limit(M, F))
 
 
 def _certify(v: torch.Tensor, E: torch.Tensor, rel: torch.Tensor):
