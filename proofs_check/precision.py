@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import math
 import os
 import random
 import sys
@@ -570,15 +571,19 @@ def float_format_rows(constructions: Sequence[str] | None = None, sizes: Sequenc
 
 
 def _cost(name: str, n: int) -> float:
-    """Rough relative cost (scheduling only: longest first)."""
+    """Rough seconds of one instance decoded exactly on one core (scheduling only), fitted to
+    the n = 32 .. 128 records of notes/precision/formats_large.jsonl: 5.3 decodes about
+    11 n log2 n tokens at a constant ~10 ms (its layers are RNNs); 5.7 (a) about 2.3 n^2
+    tokens, each costing more as the chain grows (attention over it): ~80 s at n = 32,
+    growing as n^2.5; 4.7 about 2n tokens at ~0.1 s."""
     con = construction(name)
     if con.name == "istree-rag-rnn":
-        return 40.0 * n * n
+        return 0.11 * n * math.log2(max(n, 2))
     if con.name == "istree-hybrid":
-        return 30.0 * n * n
+        return 80.0 * (n / 32) ** 2.5
     if con.name == "dfs-transformer":
-        return 2.0 * n * n
-    return n * (4.0 if con.arch == "rag-rnn" else 1.0)
+        return 0.2 * n * max(1.0, n / 128) ** 0.5
+    return 0.01 * n * (4.0 if con.arch == "rag-rnn" else 1.0)
 
 
 # =============================================================================================
