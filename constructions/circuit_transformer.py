@@ -328,12 +328,19 @@ def read_back(c: Circuit, generated: list[Token]) -> Simulated:
     return Simulated(gates, toks, len(generated))
 
 
-def simulate(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator, replay=None) -> Simulated:
+def simulate(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator, replay=None,
+             draft: list[Token] | None = None) -> Simulated:
     """Decode (P + 1)(n + steps - 1) tokens on ``rnn_prompt`` and read them back (``replay``: a
-    :class:`constructions.decode.Replay` continuing an interrupted decode)."""
-    from .decode import chain_of_thought
+    :class:`constructions.decode.Replay` continuing an interrupted decode).  ``draft``: a
+    reference's chain to verify in chunks (:func:`constructions.decode.drafted_chain_of_thought`:
+    the same greedy chain, the model's own tokens, far fewer passes)."""
+    from .decode import chain_of_thought, drafted_chain_of_thought
 
-    session = evaluator.session(model, prompt(c, rnn_prompt))
     total = cot_length(c, len(rnn_prompt), steps)
-    result = chain_of_thought(session, total - 1, answers=lambda t: False, replay=replay)
+    if draft is not None:
+        result = drafted_chain_of_thought(lambda: evaluator.session(model, prompt(c, rnn_prompt)), draft, total - 1,
+                                          answers=lambda t: False, replay=replay)
+    else:
+        session = evaluator.session(model, prompt(c, rnn_prompt))
+        result = chain_of_thought(session, total - 1, answers=lambda t: False, replay=replay)
     return read_back(c, result.generated)

@@ -130,15 +130,75 @@ def chain_of_thought(
     generated: list[Token] = _replay(session, replay, is_answer) if replay is not None else []
     if len(generated) > max_steps:
         raise ReplayError(f"a replayed chain of {len(generated)} tokens is longer than max_steps = {max_steps}")
+    return _greedy_steps(session, prompt, generated, max_steps, is_answer, replay.on_token if replay else None)
+
+
+def _greedy_steps(session: Session, prompt: list[Token], generated: list[Token], max_steps: int,
+                  is_answer: Callable[[Token], bool], on_token: Callable[[list[Token]], None] | None) -> DecodeResult:
+    """Def A.4's loop from a session holding prompt + generated (the model's own tokens)."""
     for _ in range(max_steps + 1 - len(generated)):
         tok = session.next_token()
         generated.append(tok)
         session.append([tok])
         if is_answer(tok):
             return DecodeResult(prompt, list(session.tokens), generated, tok, "answer")
-        if replay is not None and replay.on_token is not None:
-            replay.on_token(generated)
+        if on_token is not None:
+            on_token(generated)
     return DecodeResult(prompt, list(session.tokens), generated, None, "max_steps")
+
+
+def drafted_chain_of_thought(
+    new_session: Callable[[], Session],
+    draft: Sequence[Token],
+    max_steps: int,
+    answers: Iterable[Token] | Callable[[Token], bool] = DEFAULT_ANSWERS,
+    replay: Replay | None = None,
+) -> DecodeResult:
+    """:func:`chain_of_thought`'s result (the same DecodeResult, token for token), found by
+    verifying a draft of the chain in chunks instead of one step per token: speculative decoding
+    with greedy acceptance, where the draft is an independent reference's chain (Algorithm 1,
+    the circuit evaluator).  The model decides every token: a chunk of draft tokens is appended
+    in one exact pass and the model's next token after each of them is read
+    (``session.predictions``); the draft is kept while each of its tokens is the model's argmax
+    after the tokens before it (so, by induction, it *is* the greedy chain that far), and where
+    the model first disagrees, or a pass records an error, the decode goes on step by step
+    from the agreed prefix (a fresh session from ``new_session``, the prefix replayed), so a
+    wrong draft costs time, never a wrong result.  ``replay`` (a checkpoint): its tokens, when
+    they are a prefix of the draft, are replayed first, and ``on_token`` is called after each
+    agreed chunk; a session without ``predictions`` decodes step by step."""
+    is_answer = _stop_predicate(answers)
+    draft = list(draft)[: max_steps + 1]
+    on_token = replay.on_token if replay is not None else None
+    done = list(replay.tokens) if replay is not None else []
+    session = new_session()
+    prompt = list(session.tokens)
+    if not hasattr(session, "predictions") or done != draft[: len(done)]:
+        return chain_of_thought(session, max_steps, answers, replay)
+    agreed = len(_replay(session, replay, is_answer)) if done else 0
+    nxt = session.next_token() if agreed < len(draft) else None
+    while agreed < len(draft) and nxt == draft[agreed]:
+        if is_answer(nxt):  # the greedy chain ends with this (agreed) answer
+            session.append([nxt])
+            return DecodeResult(prompt, list(session.tokens), draft[: agreed + 1], nxt, "answer")
+        size = max(1, min(1024, (1 << 24) // max(1, len(session.tokens))))
+        chunk = draft[agreed : agreed + size]
+        stop = next((i for i, t in enumerate(chunk) if is_answer(t)), None)
+        chunk = chunk if stop is None else chunk[:stop]  # an answer is checked as nxt, then ends the chain
+        if not chunk:
+            break
+        preds = session.predictions(chunk)
+        if preds is None:  # a pass that cannot say (an error somewhere in it): step from the agreed prefix
+            return chain_of_thought(new_session(), max_steps, answers, Replay(draft[:agreed], on_token))
+        k = 0  # chunk[0] is agreed (it was nxt); chunk[k + 1] is agreed when the model gives it
+        while k + 1 < len(chunk) and preds[k] == chunk[k + 1]:
+            k += 1
+        agreed += k + 1
+        if k + 1 < len(chunk):  # the model leaves the draft after chunk[k]: the session holds more
+            return chain_of_thought(new_session(), max_steps, answers, Replay(draft[:agreed], on_token))
+        nxt = preds[-1]
+        if on_token is not None:
+            on_token(draft[:agreed])
+    return _greedy_steps(session, prompt, draft[:agreed], max_steps, is_answer, on_token)
 
 
 # ---- the regular-expression oracle ---------------------------------------------------------

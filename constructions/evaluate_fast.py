@@ -38,7 +38,7 @@ import torch
 
 from .errors import EvaluatorError, TokenError
 from .evaluate_reference import ForwardResult
-from .fast_batch import FastBatchSession, _SeqState, advance, read_next, resolve_device
+from .fast_batch import FastBatchSession, _SeqState, advance, read_each, read_next, resolve_device
 from .fast_embed import embed_batch, input_matrix
 from .fast_engine import _Checker, _Engine, _Prepared, _prepare  # noqa: F401 - re-exported
 from .fast_layers import _argmax, _readout, _run_layers
@@ -184,6 +184,36 @@ class FastSession:
         _final_column_layer).  The next token is the one ``append`` gives."""
         self.append(tokens)
         self._seq.replayed = len(self.tokens)
+
+    def predictions(self, tokens: Sequence[Token]) -> list[Token] | None:
+        """Append ``tokens`` and return the model's next token after each of them (the token
+        :meth:`next_token` would give had the sequence ended there), from one exact pass over
+        the new columns: what verifying a drafted chain needs (constructions.decode.
+        drafted_chain_of_thought).  Bit-equal to appending them one at a time and asking
+        :meth:`next_token` after each (every column's computation depends only on earlier
+        positions).  None, with the tokens appended, where that pass cannot say (a float mode,
+        the sequence beyond max_len, or an error at any new column, which may lie past a token
+        the model would not have chosen): the caller then decodes step by step."""
+        ev, model = self.evaluator, self.model
+        t0 = len(self.tokens)
+        usable = ev.mode == "exact" and not self._broken and tokens and 0 < t0 and t0 + len(tokens) <= model.max_len
+        if usable and self._prep is None:
+            self._prep = _prepare(model, ev.arith, model.max_len, ev.device)
+        if usable and self._seq.done < t0:  # earlier tokens not yet run: their own pass first
+            advance(self._prep, ev.arith, [self._seq])
+        self.append(tokens)
+        if not usable or self._broken:
+            return None
+        self._seq.keep_columns = True
+        try:
+            advance(self._prep, ev.arith, [self._seq])
+        finally:
+            self._seq.keep_columns = False
+        if self._seq.broken:
+            return None
+        out = read_each(self._prep, ev.arith, self._seq, t0)
+        self._seq.columns = None
+        return out
 
     def next_token(self) -> Token:
         ev, model = self.evaluator, self.model

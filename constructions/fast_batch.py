@@ -63,6 +63,8 @@ class _SeqState:
     last: torch.Tensor | None = None  # (L, d, 1) signed digits of the last residual column
     broken: bool = False
     replayed: int = 0  # tokens[:replayed] were appended as replayed (FastSession.append_replayed)
+    keep_columns: bool = False  # the next pass keeps every new column (FastSession.predictions)
+    columns: torch.Tensor | None = None  # (L, d, new) signed digits of the last pass's columns
 
     def cache_bytes(self) -> int:
         """Bytes held by this sequence's caches (int64 digit tensors: keys, values, states)."""
@@ -99,6 +101,7 @@ def advance(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> None:
             continue
         st.done = len(st.tokens)
         st.last = X if final_only else X[:, :, s * m + lens[s] - 1 : s * m + lens[s]]
+        st.columns = X[:, :, s * m : s * m + lens[s]] if st.keep_columns and not final_only else None
 
 
 def read_next(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> list[tuple[Token | None, ProofsCheckError | None]]:
@@ -115,6 +118,22 @@ def read_next(prep: _Prepared, arith: Arithmetic, seqs: list[_SeqState]) -> list
         lg = [int(v) for v in logits[:, s]]
         out.append((prep.model.vocab.token_of(_argmax(lg)), None))
     return out
+
+
+def read_each(prep: _Prepared, arith: Arithmetic, st: _SeqState, t0: int) -> list[Token] | None:
+    """The next token after each column of ``st``'s last pass (kept by ``keep_columns``; the
+    pass began at position ``t0``): the read-out of every column in one operator, each column
+    checked as :func:`read_next` checks the last one.  None if any column's read-out records
+    an error (the caller decodes step by step, which meets the error where it arises)."""
+    cols = st.columns
+    chk = _Checker(cols.shape[2], prep.prec, arith)
+    eng = _Engine(prep, arith, chk)
+    eng.small_ints = eng.dev.type == "cpu"
+    logits = _readout(eng, cols, [t0 + j + 1 for j in range(cols.shape[2])])
+    if any(e is not None for e in chk.errors):
+        return None
+    vocab = prep.model.vocab
+    return [vocab.token_of(_argmax([int(v) for v in logits[:, j]])) for j in range(cols.shape[2])]
 
 
 class FastBatchSession:

@@ -39,8 +39,10 @@ def seeded_circuit(P: int, seed: int = 0, state_bits: int = 4) -> Circuit:
 
 def decode_cell(cell: dict, checkpoint=None) -> dict:
     """Decode the Thm 4.8 Transformer of ``cell["circuit"]`` at ``cell["n"]`` (T = n) with the
-    exact fast evaluator; every gate value and RNN output is checked against the circuit
-    evaluator.  ``checkpoint`` (proofs_check.decode_checkpoints): resume from it and save
+    exact fast evaluator, the circuit evaluator's chain verified in chunks as a draft
+    (constructions.decode.drafted_chain_of_thought: the step-by-step greedy chain, every token
+    the model's own argmax, in far fewer passes); every gate value and RNN output is then
+    checked against the circuit evaluator.  ``checkpoint`` (proofs_check.decode_checkpoints): resume from it and save
     progress there (P = 1024 at n = 256 is hours).  Top-level: runs on Dask workers."""
     import torch
 
@@ -54,10 +56,11 @@ def decode_cell(cell: dict, checkpoint=None) -> dict:
     model = circuit_transformer(c, n, n)
     require_cell_model(model, cell, f"{c.name} at n = {n}")
     replay = checkpoint.replay(model.vocab) if checkpoint is not None else None
-    rec = simulation_record(c, model, _rnn_prompt(c, n), n, FastEvaluator(), replay)
+    rec = simulation_record(c, model, _rnn_prompt(c, n), n, FastEvaluator(), replay, drafted=True)
     if not rec["equal"]:
         raise ProofsCheckError(f"{c.name} at n = {n}: the decoded chain of thought differs from the circuit evaluator")
-    return {"cot_length": rec["cot_length"], **stamp("FastEvaluator exact (checked: the circuit evaluator, every gate)")}
+    return {"cot_length": rec["cot_length"],
+            **stamp("FastEvaluator exact, draft-verified (checked: the circuit evaluator, every gate)")}
 
 
 def _rnn_prompt(c: Circuit, n: int) -> list:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from constructions.circuit import Circuit, circuit_from_json
-from constructions.circuit_transformer import circuit_transformer, simulate
+from constructions.circuit_transformer import circuit_transformer, rnn_token, simulate
 from constructions.errors import InputError
 from constructions.model import Model
 from constructions.vocab import Token
@@ -59,8 +59,19 @@ class CircuitInstance:
     source: Any = None  # the circuit as given (name, path or JSON object): echoed so a record can be run again
 
 
-def simulation_record(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator, replay=None) -> dict:
-    sim = simulate(c, model, rnn_prompt, steps, evaluator, replay)
+def transformer_draft(c: Circuit, rnn_prompt: list[Token], steps: int) -> list[Token]:
+    """The chain of thought Thm 4.8's Transformer should decode, from the circuit evaluator
+    alone: per RNN step its P gate values, then the RNN's token (``rnn:t``)."""
+    return [tok for sv in run(c, rnn_prompt, steps - 1) for tok in (*sv.values, rnn_token(sv.emitted))]
+
+
+def simulation_record(c: Circuit, model: Model, rnn_prompt: list[Token], steps: int, evaluator, replay=None,
+                      drafted: bool = False) -> dict:
+    """The decode of Thm 4.8's Transformer beside the circuit evaluator's run.  ``drafted``:
+    verify :func:`transformer_draft` in chunks (constructions.decode.drafted_chain_of_thought;
+    the same chain as step-by-step decoding, every token the model's own argmax)."""
+    draft = transformer_draft(c, rnn_prompt, steps) if drafted else None
+    sim = simulate(c, model, rnn_prompt, steps, evaluator, replay, draft)
     ref = run(c, rnn_prompt, steps - 1)
     ref_out = [sv.emitted for sv in ref]
     chain = sim.rnn_tokens[len(rnn_prompt) - 1:]
