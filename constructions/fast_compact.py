@@ -88,6 +88,36 @@ def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tenso
     return causal & ~far
 
 
+def coarse_candidates(Sf: torch.Tensor, Kmax: float, Qf: torch.Tensor, causal: torch.Tensor, L: int, d: int, F: int,
+                      M: int, m_ref: int) -> torch.Tensor | None:
+    """:func:`candidate_entries` and :func:`scores_in_range` from one bound per column instead of
+    one per entry (a few passes over the (T, n) scores instead of about twenty): None where that
+    bound is too coarse to be worth it or cannot prove the range (the caller takes the per-entry
+    path, which also decides the range).
+
+    ``Kmax``: max |Kf| over every key entry.  For each column, B = Kmax sum_k |Qf_k| bounds
+    every entry's |Kf_j|^T |Qf| (up to a relative (2 kdim + 2) u of float rounding, inside the
+    3% slack of the error factor), so D = B 1.03 (kdim + 2L) u bounds every |Sf_j - s_j| and
+    B (1 + that) every |s_j|: all in range when below M 2^-F (1 - 4u).  Far needs a true gap
+    s_max - s_j > G := sqrt(d) ((F + 66) ln 2 + ln m_ref) (the threshold of candidate_entries,
+    with its slack); s_max >= max_causal Sf - D and s_j <= Sf_j + D, so Sf_j < t := max_causal Sf
+    - 2D - G suffices, t computed with 4u (|max| + 2D + G) subtracted for its own roundings.
+    Used only where 2D <= G / 8, so at most the entries within G + 2D of the maximum (rather
+    than G + delta_j) stay candidates."""
+    kdim = Qf.shape[0]
+    B = Kmax * Qf.abs().sum(0)  # (n,)
+    if not bool((_abs_score_bound(B, kdim, L) < _score_limit(M, F)).all()):
+        return None
+    D = B * _score_error_factor(kdim, L)
+    G = math.sqrt(d) * ((F + _FAR_BITS) * math.log(2.0) + math.log(max(1, m_ref)) + 1e-6) * (1 + 1e-8)
+    if bool((D > G / 16).any()):
+        return None
+    top = torch.where(causal, Sf, torch.full_like(Sf, -math.inf)).amax(0)  # (n,); -inf: no causal entry
+    t = top - 2 * D - G
+    t = t - 4 * _U * (top.abs() + 2 * D + G)
+    return causal & (Sf >= t)
+
+
 def scores_in_range(A: torch.Tensor, causal: torch.Tensor, kdim: int, L: int, F: int, M: int) -> bool:
     """Every causal |score| proven <= M 2^-F (``fast_softmax._scores_surely_in_range``)."""
     if causal.numel() == 0:
@@ -141,12 +171,19 @@ def plan_head(eng: _Engine, K, Kf, Q, causal, Ke: torch.Tensor | None = None) ->
     cand = torch.empty((T, n), dtype=torch.bool, device=dev)
     m_full = causal.sum(0)
     m_ref = int(m_full.max()) if n else 1
+    Kmax = float(Kf.abs().amax()) if Kf.numel() else 0.0
     for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
         cs = slice(c0, c0 + _COLUMN_BLOCK)
-        Sf, delta, A = float_scores(Kf, Q[:, :, cs], b, F, L)
+        Qf = _signed_to_float(Q[:, :, cs], b, -F)
+        Sf = Kf @ Qf
+        coarse = coarse_candidates(Sf, Kmax, Qf, causal[:, cs], L, eng.P.model.d, F, eng.M, m_ref)
+        if coarse is not None:
+            cand[:, cs] = coarse
+            continue
+        A = Kf.abs() @ Qf.abs()
         if not scores_in_range(A, causal[:, cs], kdim, L, F, eng.M):
             return None
-        cand[:, cs] = candidate_entries(Sf, delta, causal[:, cs], eng.P.model.d, F, m_ref)
+        cand[:, cs] = candidate_entries(Sf, A * _score_error_factor(kdim, L), causal[:, cs], eng.P.model.d, F, m_ref)
     counts = cand.sum(0)
     Ke = _lsb_exponent(K, b, -F) if Ke is None else Ke
     Qe = _lsb_exponent(Q, b, -F)

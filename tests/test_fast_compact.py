@@ -24,16 +24,23 @@ torch.set_num_threads(1)
 
 
 def _spy_left_out(monkeypatch) -> list[int]:
-    """Counts of causal entries candidate_entries left out, call by call."""
+    """Counts of causal entries candidate_entries or coarse_candidates left out, call by call."""
     seen: list[int] = []
-    orig = fc.candidate_entries
+    orig, orig_coarse = fc.candidate_entries, fc.coarse_candidates
 
     def spy(Sf, delta, causal, d, F, m_ref):
         cand = orig(Sf, delta, causal, d, F, m_ref)
         seen.append(int((causal & ~cand).sum()))
         return cand
 
+    def spy_coarse(Sf, Kmax, Qf, causal, *rest):
+        cand = orig_coarse(Sf, Kmax, Qf, causal, *rest)
+        if cand is not None:
+            seen.append(int((causal & ~cand).sum()))
+        return cand
+
     monkeypatch.setattr(fc, "candidate_entries", spy)
+    monkeypatch.setattr(fc, "coarse_candidates", spy_coarse)
     return seen
 
 
@@ -175,3 +182,44 @@ def test_the_hybrid_decode_takes_exact_float_scores(monkeypatch):
     want = hybrid_cot(g)
     res = chain_of_thought(FastEvaluator().session(istree_hybrid(n), g.tokens()), len(want) + 5)
     assert res.generated == want and used
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 4), st.sampled_from([0, 8, 20]))
+def test_coarse_candidates_leave_out_only_far_entries(seed, kdim, F):
+    """Every causal entry coarse_candidates leaves out is far: its exact score (Python ints)
+    is more than G = sqrt(d) ((F + 66) ln 2 + ln m) below the column's exact maximum; some
+    scores are put just inside and just outside G of the maximum, where the float bound
+    decides; the maximum itself is always a candidate."""
+    from constructions.fast_limbs import _signed_to_float
+
+    rng = random.Random(seed)
+    b, L, T, n, d = 20, 6, 16, 3, 9
+    G = math.sqrt(d) * ((F + fc._FAR_BITS) * math.log(2.0) + math.log(T))
+    big = rng.choice([10, 30, 45])  # key magnitudes 2^big: the float keys round for big = 45
+    Q = [[rng.choice([1, 2, 3]) << F for _ in range(n)] for _ in range(kdim)]
+    K = [[rng.randrange(-(1 << big), 1 << big) for _ in range(T)] for _ in range(kdim)]
+    for c in range(n):  # key 0 scores near G below key 1 in column c (first dimension only moved)
+        if rng.random() < 0.7:
+            gap = int(G * (1 << (2 * F)) * rng.choice([0.999, 1.001, 1.0, 1.2])) // max(1, Q[0][c])
+            K[0][0] = K[0][1] - gap - rng.randrange(0, 3)
+    digits = lambda M, w: torch.tensor([[[_signed_digits(M[i][j], b, L)[k] for j in range(w)] for i in range(kdim)]
+                                        for k in range(L)], dtype=torch.int64)
+    Kd, Qd = digits(K, T), digits(Q, n)
+    Kf = _signed_to_float(Kd, b, -F).T
+    Qf = _signed_to_float(Qd, b, -F)
+    causal = torch.tensor([[rng.random() < 0.8 or j == 0 for _ in range(n)] for j in range(T)])
+    Kmax = float(Kf.abs().amax())
+    got = fc.coarse_candidates(Kf @ Qf, Kmax, Qf, causal, L, d, F, 1 << 200, T)
+    if got is None:  # the bound too coarse here: the per-entry path decides (nothing to check)
+        return
+    assert not bool((got & ~causal).any())
+    for c in range(n):
+        exact = [sum(K[i][j] * Q[i][c] for i in range(kdim)) for j in range(T)]
+        rows = [j for j in range(T) if bool(causal[j, c])]
+        top = max(exact[j] for j in rows)
+        for j in rows:
+            if exact[j] == top:
+                assert bool(got[j, c])
+            if not bool(got[j, c]):
+                assert Fraction(top - exact[j], 1 << (2 * F)) > Fraction(G)
