@@ -12,11 +12,16 @@ a shared machine):
 * ``routes``: Thm 4.8 decode steps (random circuit of ``--circuit-p`` gates at ``--circuit-n``),
   the limb GEMM's chosen route (``fast_products._gemm_route``) against the block-Toeplitz
   route forced everywhere; the same tokens.
+* ``drafted``: Thm 4.8 (the ``routes`` circuit and n), the first ``--steps`` tokens decoded
+  step by step against the circuit evaluator's draft verified in chunks
+  (``constructions.decode.drafted_chain_of_thought``); the same DecodeResult.
+* ``coarse``: the same drafted decode with far keys found from one bound per column
+  (``fast_compact.coarse_candidates``) against the per-entry bounds only; the same result.
 * ``float-scores``: Thm 5.7 (a) decode steps with candidate scores taken from float64 where
   they are proven exact (``fast_compact.exact_float_entries``) against the limb GEMM for every
   candidate (the proof forced to say "not exact"); the same tokens.
 
-Run:  python benchmarks/decode_paths.py [--quick] [--rows replay routes float-scores]
+Run:  python benchmarks/decode_paths.py [--quick] [--rows replay routes drafted coarse float-scores]
       [--hybrid-n 64] [--circuit-p 1024] [--circuit-n 64] [--steps 100] [--threads 1]
 """
 from __future__ import annotations
@@ -35,13 +40,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from constructions import fast_compact, fast_products  # noqa: E402
 from constructions.circuit_transformer import circuit_transformer, prompt  # noqa: E402
-from constructions.decode import Replay, chain_of_thought  # noqa: E402
+from constructions.decode import Replay, chain_of_thought, drafted_chain_of_thought  # noqa: E402
 from constructions.evaluate_fast import FastEvaluator  # noqa: E402
 from constructions.istree_hybrid import istree_hybrid  # noqa: E402
 from proofs_check.circuit_claims import _rnn_prompt, seeded_circuit  # noqa: E402
+from proofs_check.circuit_runners import transformer_draft  # noqa: E402
 from proofs_check.graphs import random_tree, shuffle_edges  # noqa: E402
 
-ROWS = ("replay", "routes", "float-scores")
+ROWS = ("replay", "routes", "drafted", "coarse", "float-scores")
 
 
 @contextmanager
@@ -129,6 +135,31 @@ def row_routes(P: int, n: int, k: int) -> None:
     print(ratio_line("routes", f"Thm 4.8 P={P} n={n}, prompt + {k} tokens", (wp, cp), (wf, cf)), flush=True)
 
 
+def _drafted_case(P: int, n: int, k: int):
+    c = seeded_circuit(P)
+    model, rp = circuit_transformer(c, n, n), _rnn_prompt(c, n)
+    new = lambda: FastEvaluator().session(model, prompt(c, rp))  # noqa: E731
+    return new, transformer_draft(c, rp, n)[:k]
+
+
+def row_drafted(P: int, n: int, k: int) -> None:
+    new, draft = _drafted_case(P, n, k)
+    plain, wp, cp = clocked(lambda: chain_of_thought(new(), k - 1, answers=lambda t: False))
+    fast, wf, cf = clocked(lambda: drafted_chain_of_thought(new, draft, k - 1, answers=lambda t: False))
+    assert plain == fast, "the drafted decode differs from the step-by-step one"
+    print(ratio_line("drafted", f"Thm 4.8 P={P} n={n}, {k} tokens", (wp, cp), (wf, cf)), flush=True)
+
+
+def row_coarse(P: int, n: int, k: int) -> None:
+    new, draft = _drafted_case(P, n, k)
+    run = lambda: drafted_chain_of_thought(new, draft, k - 1, answers=lambda t: False)  # noqa: E731
+    with patched(fast_compact, "coarse_candidates", lambda *a: None):
+        plain, wp, cp = clocked(run)
+    fast, wf, cf = clocked(run)
+    assert plain == fast, "the coarse far test changes the tokens"
+    print(ratio_line("coarse", f"Thm 4.8 P={P} n={n}, {k} tokens drafted", (wp, cp), (wf, cf)), flush=True)
+
+
 def row_float_scores(n: int, k: int) -> None:
     model, g = _hybrid_case(n)
     head = chain_of_thought(FastEvaluator().session(model, g.tokens()), 10 * n * n).generated
@@ -168,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         row_replay(hn)
     if "routes" in args.rows:
         row_routes(args.circuit_p or (64 if q else 1024), args.circuit_n or (8 if q else 64), k)
+    cp, cn = args.circuit_p or (64 if q else 1024), args.circuit_n or (8 if q else 64)
+    if "drafted" in args.rows:
+        row_drafted(cp, cn, 10 * k)
+    if "coarse" in args.rows:
+        row_coarse(cp, cn, 30 * k)
     if "float-scores" in args.rows:
         row_float_scores(hn, k)
     return 0
