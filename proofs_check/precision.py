@@ -866,10 +866,12 @@ any other size.
 
 """
 
-SIZES_TEXT_LARGE = """**Sizes.** Thm 4.6 / 5.6 at n = 16 .. 1024, 5.2 up to 256, 5.7 (b) up to 256, and (``--large``,
-:data:`LARGE_PLAN`) 4.7, 5.3 and 5.7 (a) at n = 6 .. 512.  Table 1 comes from one record per
-instance and format in notes/precision/formats_large.jsonl (an hour or more each at n = 512
-for 5.7 (a)), filled across sessions; a row whose records are not all there says "in progress".
+SIZES_TEXT_LARGE = """**Sizes.** Thm 4.6 / 5.6 at n = 16 .. 1024, 5.2 up to 256, 5.7 (b) up to 256, and (`--large`,
+`LARGE_PLAN`) 4.7, 5.3 and 5.7 (a) at n = 6 .. 512, decoded incrementally in every format (the
+float formats too: `constructions.evaluate_float` caches keys and carried state).  Table 1 comes
+from one record per instance and format in notes/precision/formats_large.jsonl (an hour or more
+each at n = 512 for 5.7 (a); those chains checkpoint in notes/precision/partial/ and resume),
+filled across sessions; a row whose records are not all there says "in progress".
 
 """
 
