@@ -433,7 +433,7 @@ class Outcome:
 
 def _run_case(con: Construction, model: Model, case: Case, evaluator, oracle, replay=None) -> Outcome:
     try:
-        res = con.decode_resumable(model, case, evaluator, oracle, replay)
+        res = con.decode(model, case, evaluator, oracle) if replay is None else con.decode_resumable(model, case, evaluator, oracle, replay)
     except ReplayError:
         raise  # a checkpoint that is not this decode's: refused, never recorded as the format's failure
     except ProofsCheckError as exc:
