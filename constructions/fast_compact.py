@@ -84,8 +84,14 @@ def candidate_entries(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tenso
     lo = torch.where(causal, Sf - delta, neg_inf).amax(0, keepdim=True)
     gap = (lo - (Sf + delta)) - 4 * _U * (lo.abs() + Sf.abs() + delta)
     x_low = gap * (1.0 / math.sqrt(d)) * (1 - 1e-9)
-    far = x_low > (F + _FAR_BITS) * math.log(2.0) + math.log(max(1, m_ref)) + 1e-6
+    far = x_low > _far_exponent(F, m_ref)
     return causal & ~far
+
+
+def _far_exponent(F: int, m_ref: int) -> float:
+    """(F + 66) ln 2 + ln m_ref, with 1e-6 of slack for the logarithms: an entry whose
+    (s_max - s_j) / sqrt(d) exceeds it has exp term < 2^-(F+66) / m_ref (far)."""
+    return (F + _FAR_BITS) * math.log(2.0) + math.log(max(1, m_ref)) + 1e-6
 
 
 def coarse_candidates(Sf: torch.Tensor, Kmax: float, Qf: torch.Tensor, causal: torch.Tensor, L: int, d: int, F: int,
@@ -109,7 +115,7 @@ def coarse_candidates(Sf: torch.Tensor, Kmax: float, Qf: torch.Tensor, causal: t
     if not bool((_abs_score_bound(B, kdim, L) < _score_limit(M, F)).all()):
         return None
     D = B * _score_error_factor(kdim, L)
-    G = math.sqrt(d) * ((F + _FAR_BITS) * math.log(2.0) + math.log(max(1, m_ref)) + 1e-6) * (1 + 1e-8)
+    G = math.sqrt(d) * _far_exponent(F, m_ref) * (1 + 1e-8)
     if bool((D > G / 16).any()):
         return None
     top = torch.where(causal, Sf, torch.full_like(Sf, -math.inf)).amax(0)  # (n,); -inf: no causal entry

@@ -94,13 +94,16 @@ def test_a_draft_the_model_leaves_is_decoded_on_step_by_step(monkeypatch):
     new = lambda: FastEvaluator().session(model, prompt(c, rp))  # noqa: E731
     stepped = chain_of_thought(new(), total - 1, answers=lambda t: False)
     draft = list(stepped.generated)
-    draft[40:] = [t for t in draft[40:]][::-1]
-    assume_differs = draft[40] != stepped.generated[40]
-    assert assume_differs
+    draft[40:] = draft[40:][::-1]
+    assert draft[40] != stepped.generated[40]
     resumed = []
     real = D.chain_of_thought
-    monkeypatch.setattr(D, "chain_of_thought", lambda *a, **k: resumed.append(len(k["replay"].tokens if "replay" in k
-                                                                                   else a[3].tokens)) or real(*a, **k))
+
+    def counted(session, max_steps, answers, replay):
+        resumed.append(len(replay.tokens))
+        return real(session, max_steps, answers, replay)
+
+    monkeypatch.setattr(D, "chain_of_thought", counted)
     got = drafted_chain_of_thought(new, draft, total - 1, answers=lambda t: False)
     assert got == stepped and resumed == [40]
 
