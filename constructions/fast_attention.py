@@ -15,6 +15,8 @@ from torch.nn.utils.rnn import pad_sequence
 from .errors import Location
 from .fast_compact import antidiagonal_sums, exact_scores, finish_head, head_compact, plan_head, score_limbs, softmax_plans
 from .fast_engine import _Engine, _PLayer
+from . import fast_key_blocks
+from .fast_key_blocks import BoxCache, KeyBoxes
 from .fast_limbs import Limbs, _score_error_factor, _score_limit, _carry_floor, _lsb_exponent, _shift_left_raw, _signed_to_float, _split_small
 from .fast_products import _gemm
 from .fast_softmax import _FLOAT_SCORES_MAX_F, _certify_float_scores, _float_scores_softmax, _scores_surely_in_range
@@ -75,16 +77,16 @@ def _compact_layer(eng: _Engine, layer: _PLayer, kqv, li, n, t0, caches, lay, va
     for hi, head in enumerate(layer.heads, start=1):
         K, Q, V = kqv[3 * (hi - 1) : 3 * hi]
         Ks, Vs = K[:, :, :n], V[:, head.v_rows][:, :, :n]
-        Ke = None
+        Ke = boxes = None
         if caches is not None:
             Ks, Vs = _extend_cache(caches[0], hi - 1, Ks, Vs)
             Kf = caches[0][hi - 1].keys_float(eng.b, F)
             Ke = caches[0][hi - 1].keys_lsb(eng.b, F)
+            boxes = caches[0][hi - 1].key_boxes(eng.b, F)
         else:
             Kf = _signed_to_float(Ks, eng.b, -F).T
-        T = Ks.shape[2]
-        causal = torch.arange(T, device=eng.dev).reshape(T, 1) <= (t0 + q0 + torch.arange(nq, device=eng.dev)).reshape(1, nq)
-        work.append((hi, head, Ks, Q[:, :, q0:n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, q0:n], causal, Ke)))
+        qpos = t0 + q0 + torch.arange(nq, device=eng.dev)
+        work.append((hi, head, Ks, Q[:, :, q0:n], Vs, Kf, plan_head(eng, Ks, Kf, Q[:, :, q0:n], qpos, Ke, boxes)))
     softmax_plans(eng, [w[-1] for w in work if w[-1] is not None])
     total = None
     for hi, head, Ks, Qs, Vs, Kf, plan in work:
@@ -130,6 +132,7 @@ class KVCache:
         self.n = 0  # positions held
         self.nf = 0  # positions with their float keys computed
         self.ne = 0  # positions with their low bit exponents computed
+        self.boxes = BoxCache()  # the whole key blocks' boxes (fast_key_blocks), filled lazily
 
     def extend(self, K: torch.Tensor, V: torch.Tensor, Kf: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the new columns (``Kf``: their float keys, (t, kdim), if already computed);
@@ -179,8 +182,15 @@ class KVCache:
             self.ne = self.n
         return self.Ke[: self.n]
 
+    def key_boxes(self, b: int, F: int) -> KeyBoxes | None:
+        """The whole key blocks' boxes (``fast_key_blocks``) from ``MIN_KEYS`` keys on, else None."""
+        if self.n < fast_key_blocks.MIN_KEYS:
+            return None
+        return self.boxes.boxes(self.keys_float(b, F))
+
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.K, self.V, self.Kf, self.Ke) if t is not None)
+        held = (self.K, self.V, self.Kf, self.Ke, self.boxes.lo, self.boxes.hi)
+        return sum(t.numel() * t.element_size() for t in held if t is not None)
 
 
 def _grow(old: torch.Tensor | None, n: int, like: torch.Tensor, cap: int) -> torch.Tensor:
@@ -210,7 +220,7 @@ def head_one(eng: _Engine, K, Q, Vr, li, hi, s, t0, Kf, v_rows) -> torch.Tensor:
     if eng.arith.matmul == "round_once" and F > _FLOAT_SCORES_MAX_F:
         if Kf is None:
             Kf = _signed_to_float(K, eng.b, -F).T
-        out = head_compact(eng, K, Kf, Q, Vr, v_rows, causal, li, hi, s)
+        out = head_compact(eng, K, Kf, Q, Vr, v_rows, qpos.reshape(-1), li, hi, s)
         if out is not None:
             return out
     V = torch.zeros((Vr.shape[0], eng.P.model.d, T), dtype=torch.int64, device=eng.dev)

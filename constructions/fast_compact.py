@@ -27,6 +27,8 @@ import torch
 
 from .errors import Location
 from .fast_engine import _Engine
+from . import fast_key_blocks
+from .fast_key_blocks import KeyBoxes, block_boxes, kept_keys
 from .fast_limbs import (
     _U, Limbs, _carry_floor, _digits_to_ints, _exact_float_digits, _lsb_exponent, _score_error_factor, _score_limit,
     _signed_to_float,
@@ -154,64 +156,94 @@ class HeadPlan:
     P: list[torch.Tensor] | None = None
 
 
-def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, causal, li, hi, s) -> torch.Tensor | None:
+def head_compact(eng: _Engine, K, Kf, Q, Vr, v_rows, qpos, li, hi, s) -> torch.Tensor | None:
     """The head's output (L, d, n) for keys K (L, kdim, T) (floats Kf (T, kdim)), queries Q
-    (L, kdim, n), values' rows ``v_rows`` Vr (L, |v_rows|, T) (the other rows are 0); None when
-    a score may be out of range (the caller's dense path then reports it)."""
-    plan = plan_head(eng, K, Kf, Q, causal)
+    (L, kdim, n) at positions ``qpos`` (n,) (key j is causal for query k iff j <= qpos[k]),
+    values' rows ``v_rows`` Vr (L, |v_rows|, T) (the other rows are 0); None when a score may be
+    out of range (the caller's dense path then reports it)."""
+    plan = plan_head(eng, K, Kf, Q, qpos)
     if plan is None:
         return None
     softmax_plans(eng, [plan])
     return finish_head(eng, plan, Vr, v_rows, li, hi, s)
 
 
-def plan_head(eng: _Engine, K, Kf, Q, causal, Ke: torch.Tensor | None = None) -> HeadPlan | None:
+def plan_head(eng: _Engine, K, Kf, Q, qpos, Ke: torch.Tensor | None = None,
+              boxes: KeyBoxes | None = None) -> HeadPlan | None:
     """Float scores, candidate keys and their exact scores, chunked; None when a score may be
-    out of range.  Nothing is recorded (no range check is needed, none is done).  A chunk whose
-    candidates' float scores are all exact (:func:`exact_float_entries`; ``Ke``: the keys' low
-    bit exponents, a session's cache, else computed here) takes its digits from them; the
-    others get :func:`exact_scores`."""
-    F, b, L, dev = eng.F, eng.b, eng.P.L, eng.dev
-    T, n = causal.shape
-    kdim = Q.shape[1]
-    cand = torch.empty((T, n), dtype=torch.bool, device=dev)
-    m_full = causal.sum(0)
+    out of range.  Nothing is recorded (no range check is needed, none is done).  Queries at
+    positions ``qpos`` (n,): key j is causal for query k iff j <= qpos[k].  From
+    ``fast_key_blocks.MIN_KEYS`` keys on, whole blocks of keys are proven far first
+    (:func:`fast_key_blocks.kept_keys`; ``boxes``: the blocks' boxes, a session's cache, else
+    computed here) and only the rest is tested entry by entry.  A chunk whose candidates' float
+    scores are all exact (:func:`exact_float_entries`; ``Ke``: the keys' low bit exponents, a
+    session's cache, else computed here) takes its digits from them; the others get
+    :func:`exact_scores`."""
+    F, b, L = eng.F, eng.b, eng.P.L
+    T, n = K.shape[2], Q.shape[2]
+    m_full = torch.clamp(qpos + 1, min=0, max=T)  # each column's causal entries
     m_ref = int(m_full.max()) if n else 1
-    Kmax = float(Kf.abs().amax()) if Kf.numel() else 0.0
-    for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
-        cs = slice(c0, c0 + _COLUMN_BLOCK)
-        Qf = _signed_to_float(Q[:, :, cs], b, -F)
-        Sf = Kf @ Qf
-        coarse = coarse_candidates(Sf, Kmax, Qf, causal[:, cs], L, eng.P.model.d, F, eng.M, m_ref)
-        if coarse is not None:
-            cand[:, cs] = coarse
-            continue
-        A = Kf.abs() @ Qf.abs()
-        if not scores_in_range(A, causal[:, cs], kdim, L, F, eng.M):
-            return None
-        cand[:, cs] = candidate_entries(Sf, A * _score_error_factor(kdim, L), causal[:, cs], eng.P.model.d, F, m_ref)
-    counts = cand.sum(0)
+    blocks = T >= fast_key_blocks.MIN_KEYS
+    if blocks and boxes is None:
+        boxes = block_boxes(Kf)
     Ke = _lsb_exponent(K, b, -F) if Ke is None else Ke
     Qe = _lsb_exponent(Q, b, -F)
     Kt = None  # K as float64 digits (T, L, kdim), converted once when many candidates need it
     chunks = []
     Ls = score_limbs(eng) + 1
-    for cols in _chunks(counts):
-        kc = int(counts[cols].max())
-        if kc == 0:
-            continue
-        idx, valid = _compact_rows(cand[:, cols], counts[cols], kc)
-        S = _float_exact_scores(Kf, Ke, Q[:, :, cols], Qe[cols], idx, valid, b, F, L, Ls)
-        if S is None:
-            if Kt is None and int(counts.sum()) >= T:
-                Kt = K.permute(2, 0, 1).to(torch.float64)
-            S = _carry_floor(exact_scores(_gathered(K, Kt, idx), Q[:, :, cols]), b, Ls)
+    for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
+        cs = slice(c0, c0 + _COLUMN_BLOCK)
+        found = _column_candidates(eng, Kf, Q[:, :, cs], qpos[cs], m_ref, boxes if blocks else None)
+        if found is None:
+            return None
+        rows, cand = found
+        counts = cand.sum(0)
+        for cols in _chunks(counts):
+            kc = int(counts[cols].max())
+            if kc == 0:
+                continue
+            idx, valid = _compact_rows(cand[:, cols], counts[cols], kc)
+            if rows is not None:
+                idx = rows[idx]
+            cols = cols + c0
+            S = _float_exact_scores(Kf, Ke, Q[:, :, cols], Qe[cols], idx, valid, b, F, L, Ls)
+            if S is None:
+                if Kt is None and int(counts.sum()) >= T:
+                    Kt = K.permute(2, 0, 1).to(torch.float64)
+                S = _carry_floor(exact_scores(_gathered(K, Kt, idx), Q[:, :, cols]), b, Ls)
 
-        def arb_column(k: int, cols=cols, idx=idx, valid=valid) -> np.ndarray:
-            return _arb_column(eng, K, Q, int(cols[k]), int(m_full[cols[k]]), idx[:, k], valid[:, k])
+            def arb_column(k: int, cols=cols, idx=idx, valid=valid) -> np.ndarray:
+                return _arb_column(eng, K, Q, int(cols[k]), int(m_full[cols[k]]), idx[:, k], valid[:, k])
 
-        chunks.append(_Chunk(cols, idx, valid, S, m_full[cols], arb_column))
+            chunks.append(_Chunk(cols, idx, valid, S, m_full[cols], arb_column))
     return HeadPlan(chunks, n)
+
+
+def _column_candidates(eng: _Engine, Kf, Qc, qpos, m_ref: int, boxes) -> tuple[torch.Tensor | None, torch.Tensor] | None:
+    """(rows, cand) for one block of query columns Qc (L, kdim, c) at positions qpos: the
+    candidate mask cand over the keys ``rows`` (all T keys for None; else those the block
+    bounds kept, :mod:`fast_key_blocks`); None when a score may be out of range."""
+    F, L, d = eng.F, eng.P.L, eng.P.model.d
+    Qf = _signed_to_float(Qc, eng.b, -F)
+    kdim = Qf.shape[0]
+    rows = None
+    found = None
+    if boxes is not None:
+        found = kept_keys(Kf, boxes, Qf, qpos, L, d, F, eng.M, _far_exponent(F, m_ref))
+    if found is not None:
+        rows, causal = found
+        Kf = Kf[rows]
+    else:
+        causal = torch.arange(Kf.shape[0], device=Kf.device).reshape(-1, 1) <= qpos.reshape(1, -1)
+    Sf = Kf @ Qf
+    Kmax = float(Kf.abs().amax()) if Kf.numel() else 0.0
+    coarse = coarse_candidates(Sf, Kmax, Qf, causal, L, d, F, eng.M, m_ref)
+    if coarse is not None:
+        return rows, coarse
+    A = Kf.abs() @ Qf.abs()
+    if not scores_in_range(A, causal, kdim, L, F, eng.M):
+        return None
+    return rows, candidate_entries(Sf, A * _score_error_factor(kdim, L), causal, d, F, m_ref)
 
 
 def _float_exact_scores(Kf, Ke, Qc, Qe, idx, valid, b: int, F: int, L: int, Ls: int) -> torch.Tensor | None:
