@@ -57,7 +57,7 @@ def exact_float_entries(A: torch.Tensor, e: torch.Tensor, kdim: int, L: int) -> 
     and queries, in any order) *is* the exact score.  ``A``: float64 sum_j |K_j| |Q_j| of the
     entry; ``e``: the sum of its key's and its query's low-bit exponents
     (:func:`fast_limbs._lsb_exponent`), so every product K_j Q_j is a multiple of 2^e.  Where
-    sum_j |K_j| |Q_j| (at most A (1 + 1.03 (kdim + 2L) u), the bound of :func:`scores_in_range`)
+    sum_j |K_j| |Q_j| (at most A (1 + 1.03 (kdim + 2L) u), :func:`_abs_score_bound`)
     is below 2^(53 + e), every nonzero product has at most 53 significant bits and exact
     operands (|K_j| < 2^(53 + e_K) where Q_j != 0, and the same for Q; a zero operand makes the
     product 0 whatever the other's rounding), and every partial sum is a multiple of 2^e below
@@ -126,11 +126,13 @@ def coarse_candidates(Sf: torch.Tensor, Kmax: float, Qf: torch.Tensor, causal: t
     return causal & (Sf >= t)
 
 
-def scores_in_range(A: torch.Tensor, causal: torch.Tensor, kdim: int, L: int, F: int, M: int) -> bool:
-    """Every causal |score| proven <= M 2^-F (``fast_softmax._scores_surely_in_range``)."""
+def scores_in_range(Sf: torch.Tensor, delta: torch.Tensor, causal: torch.Tensor, F: int, M: int) -> bool:
+    """Every causal |score| proven <= M 2^-F: |s_j| <= |Sf_j| + delta_j (``delta`` the rigorous
+    error bound of the float score Sf_j), the float sum's rounding inside the limit's 4u slack.
+    (Tighter than |K|^T |Q|, which a Match head's cancelling terms -pos'^2 + 2 pos' t exceed.)"""
     if causal.numel() == 0:
         return True
-    ub = _abs_score_bound(A, kdim, L)
+    ub = Sf.abs() + delta
     return bool(torch.where(causal, ub, torch.zeros_like(ub)).amax() < _score_limit(M, F))
 
 
@@ -240,10 +242,10 @@ def _column_candidates(eng: _Engine, Kf, Qc, qpos, m_ref: int, boxes) -> tuple[t
     coarse = coarse_candidates(Sf, Kmax, Qf, causal, L, d, F, eng.M, m_ref)
     if coarse is not None:
         return rows, coarse
-    A = Kf.abs() @ Qf.abs()
-    if not scores_in_range(A, causal, kdim, L, F, eng.M):
+    delta = (Kf.abs() @ Qf.abs()) * _score_error_factor(kdim, L)
+    if not scores_in_range(Sf, delta, causal, F, eng.M):
         return None
-    return rows, candidate_entries(Sf, A * _score_error_factor(kdim, L), causal, d, F, m_ref)
+    return rows, candidate_entries(Sf, delta, causal, d, F, m_ref)
 
 
 def _float_exact_scores(Kf, Ke, Qc, Qe, idx, valid, b: int, F: int, L: int, Ls: int) -> torch.Tensor | None:

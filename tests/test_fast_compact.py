@@ -223,3 +223,39 @@ def test_coarse_candidates_leave_out_only_far_entries(seed, kdim, F):
                 assert bool(got[j, c])
             if not bool(got[j, c]):
                 assert Fraction(top - exact[j], 1 << (2 * F)) > Fraction(G)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 4), st.sampled_from([0, 8, 20]), st.sampled_from([0.999, 1.0, 1.001, 1.5]))
+def test_scores_in_range_proves_only_true_ranges(seed, kdim, F, where):
+    """scores_in_range says "in range" only when every causal exact score (Python ints) has
+    |s| <= M 2^-F, the limit M put just around the largest one; on Match-like keys (pos,
+    -pos^2) it proves ranges that |K|^T |Q| cannot (the terms cancel)."""
+    from constructions.fast_limbs import _signed_to_float
+
+    rng = random.Random(seed)
+    b, L, T, n = 20, 6, 12, 3
+    match = kdim >= 2 and rng.random() < 0.5
+    if match:
+        K = [[j << 10 for j in range(T)], [-(j * j) << 10 for j in range(T)]] + \
+            [[0] * T for _ in range(kdim - 2)]  # score (t^2 - (j - t)^2) 2^10: cancelling terms
+        Q = [[2 * rng.randrange(T // 2, T) << F for _ in range(n)], [1 << F] * n] + [[0] * n for _ in range(kdim - 2)]
+    else:
+        K = [[rng.randrange(-(1 << 45), 1 << 45) for _ in range(T)] for _ in range(kdim)]
+        Q = [[rng.randrange(-(1 << 30), 1 << 30) for _ in range(n)] for _ in range(kdim)]
+    digits = lambda M, w: torch.tensor([[[_signed_digits(M[i][j], b, L)[k] for j in range(w)] for i in range(kdim)]
+                                        for k in range(L)], dtype=torch.int64)
+    Kf = _signed_to_float(digits(K, T), b, -F).T
+    Qf = _signed_to_float(digits(Q, n), b, -F)
+    causal = torch.tensor([[rng.random() < 0.8 or j == 0 for _ in range(n)] for j in range(T)])
+    exact = [abs(Fraction(sum(K[i][j] * Q[i][c] for i in range(kdim)), 1 << (2 * F)))
+             for j in range(T) for c in range(n) if bool(causal[j, c])]
+    M = max(1, int(max(exact) * (1 << F) * Fraction(where)))  # the limit M 2^-F near the largest |s|
+    delta = (Kf.abs() @ Qf.abs()) * fc._score_error_factor(kdim, L)
+    ok = fc.scores_in_range(Kf @ Qf, delta, causal, F, M)
+    if ok:
+        assert max(exact) <= Fraction(M, 1 << F)
+    if match and where == 1.5:
+        A = torch.where(causal, Kf.abs() @ Qf.abs(), torch.zeros_like(delta))
+        assert float(A.amax()) > M * 2.0**-F  # |K|^T |Q| cannot prove this range
+        assert ok
