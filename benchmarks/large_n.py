@@ -6,7 +6,9 @@ Rows, all measured in one run (threads pinned to ``--threads``, default 1), ever
   1024), exact greedy decode through ``FastEvaluator(device=...).session``; the chain must be
   Algorithm 1's tour and answer (``proofs_check.algorithms.cot_algorithm1``).  Prints seconds,
   tokens and tokens/s per n (and the process's CPU time, the steadier figure on a shared machine) and the fitted cost exponent e in ``time ~ n^e``
-  (least squares on log time vs log n over the measured rows).
+  (least squares on log time vs log n over the measured rows).  Then the same decode drafted
+  (``constructions.decode.drafted_chain_of_thought``: Algorithm 1's tour verified in chunks,
+  every token the model's own argmax; it must equal the step-by-step result) and the ratio.
 * ``batch``: ``--graphs`` random graphs (default 1000; half trees, half a tree with one edge
   rewired, so both answers occur) at n = 16 through the DFS Transformer, one batch session
   (``constructions.decode.batch_session``, the evaluator's own batch session where it has one)
@@ -41,7 +43,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from constructions.decode import batch_session, chain_of_thought, chain_of_thought_batch  # noqa: E402
+from constructions.decode import (  # noqa: E402
+    batch_session, chain_of_thought, chain_of_thought_batch, drafted_chain_of_thought,
+)
 from constructions.errors import ProofsCheckError  # noqa: E402
 from constructions.evaluate_fast import FastEvaluator  # noqa: E402
 from proofs_check.algorithms import cot_algorithm1  # noqa: E402
@@ -84,7 +88,7 @@ def _check(ok: bool, what: str) -> None:
 def row_dfs(sizes: Sequence[int], device: str) -> None:
     from constructions.dfs_transformer import cot_bound, dfs_transformer
 
-    ns, secs = [], []
+    ns, secs, dsecs = [], [], []
     for n in sizes:
         model, g = dfs_transformer(n), random_tree(random.Random(n), n)
         ev = FastEvaluator(device=device)
@@ -95,9 +99,18 @@ def row_dfs(sizes: Sequence[int], device: str) -> None:
         ns.append(n), secs.append(s)
         print(f"dfs     n={n:5d} p={model.p} exact {device}: {s:9.2f} s  {len(res.generated)} tokens "
               f"({len(res.generated) / s:.1f} tokens/s), cpu time {cpu:.2f} s", flush=True)
-    e = fit_exponent(ns, secs)
-    if e is not None:
-        print(f"dfs     cost exponent: time ~ n^{e:.2f} over n = {', '.join(map(str, ns))}", flush=True)
+        c0 = time.process_time()
+        drafted, sd = timed(lambda: drafted_chain_of_thought(lambda: ev.session(model, g.tokens()), cot_algorithm1(g),
+                                                             cot_bound(n)), device)
+        cpu_d = time.process_time() - c0
+        _check(drafted == res, f"4.7 at n={n}: the drafted decode differs from the step-by-step one")
+        dsecs.append(sd)
+        print(f"dfs     n={n:5d} p={model.p} exact {device}, drafted (Algorithm 1's tour verified in chunks, the "
+              f"same chain): {sd:9.2f} s, cpu time {cpu_d:.2f} s, step-by-step / drafted {s / sd:.2f}x", flush=True)
+    for what, ts in (("", secs), (" drafted", dsecs)):
+        e = fit_exponent(ns, ts)
+        if e is not None:
+            print(f"dfs    {what} cost exponent: time ~ n^{e:.2f} over n = {', '.join(map(str, ns))}", flush=True)
 
 
 def _rewired(rng: random.Random, g: Graph) -> Graph:
