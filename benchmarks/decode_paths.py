@@ -17,11 +17,14 @@ a shared machine):
   (``constructions.decode.drafted_chain_of_thought``); the same DecodeResult.
 * ``coarse``: the same drafted decode with far keys found from one bound per column
   (``fast_compact.coarse_candidates``) against the per-entry bounds only; the same result.
+* ``key-blocks``: the same drafted decode, longer (``200 --steps`` tokens, so the cache passes
+  ``fast_key_blocks.MIN_KEYS``), with whole blocks of keys proven far from their boxes
+  (``constructions.fast_key_blocks``) against the per-entry test over every key; the same result.
 * ``float-scores``: Thm 5.7 (a) decode steps with candidate scores taken from float64 where
   they are proven exact (``fast_compact.exact_float_entries``) against the limb GEMM for every
   candidate (the proof forced to say "not exact"); the same tokens.
 
-Run:  python benchmarks/decode_paths.py [--quick] [--rows replay routes drafted coarse float-scores]
+Run:  python benchmarks/decode_paths.py [--quick] [--rows replay routes drafted coarse key-blocks float-scores]
       [--hybrid-n 64] [--circuit-p 1024] [--circuit-n 64] [--steps 100] [--threads 1]
 """
 from __future__ import annotations
@@ -38,7 +41,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from constructions import fast_compact, fast_products  # noqa: E402
+from constructions import fast_compact, fast_key_blocks, fast_products  # noqa: E402
 from constructions.circuit_transformer import circuit_transformer, prompt  # noqa: E402
 from constructions.decode import Replay, chain_of_thought, drafted_chain_of_thought  # noqa: E402
 from constructions.evaluate_fast import FastEvaluator  # noqa: E402
@@ -47,7 +50,7 @@ from proofs_check.circuit_claims import _rnn_prompt, seeded_circuit  # noqa: E40
 from proofs_check.circuit_runners import transformer_draft  # noqa: E402
 from proofs_check.graphs import random_tree, shuffle_edges  # noqa: E402
 
-ROWS = ("replay", "routes", "drafted", "coarse", "float-scores")
+ROWS = ("replay", "routes", "drafted", "coarse", "key-blocks", "float-scores")
 
 
 @contextmanager
@@ -160,6 +163,18 @@ def row_coarse(P: int, n: int, k: int) -> None:
     print(ratio_line("coarse", f"Thm 4.8 P={P} n={n}, {k} tokens drafted", (wp, cp), (wf, cf)), flush=True)
 
 
+def row_key_blocks(P: int, n: int, k: int) -> None:
+    new, draft = _drafted_case(P, n, k)
+    k = len(draft)  # at most the whole chain
+    run = lambda: drafted_chain_of_thought(new, draft, k - 1, answers=lambda t: False)  # noqa: E731
+    drafted_chain_of_thought(new, draft[:200], min(k, 200) - 1, answers=lambda t: False)  # warm-up: first-call costs
+    with patched(fast_key_blocks, "MIN_KEYS", 1 << 62):
+        plain, wp, cp = clocked(run)
+    fast, wf, cf = clocked(run)
+    assert plain == fast, "the key blocks change the tokens"
+    print(ratio_line("key-blocks", f"Thm 4.8 P={P} n={n}, {k} tokens drafted", (wp, cp), (wf, cf)), flush=True)
+
+
 def row_float_scores(n: int, k: int) -> None:
     model, g = _hybrid_case(n)
     head = chain_of_thought(FastEvaluator().session(model, g.tokens()), 10 * n * n).generated
@@ -204,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         row_drafted(cp, cn, 10 * k)
     if "coarse" in args.rows:
         row_coarse(cp, cn, 30 * k)
+    if "key-blocks" in args.rows:
+        row_key_blocks(cp, cn, 200 * k)
     if "float-scores" in args.rows:
         row_float_scores(hn, k)
     return 0
