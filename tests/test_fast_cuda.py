@@ -66,3 +66,20 @@ def test_cuda_session_p201():
         s_gpu.append(tokens[k : k + 3])
         s_cpu.append(tokens[k : k + 3])
         assert s_gpu.next_token() == s_cpu.next_token()
+
+
+def test_cuda_key_blocks_equal_cpu(monkeypatch):
+    """The key blocks (constructions.fast_key_blocks) forced on from the first key, blocks of 2:
+    the DFS Transformer's chain at p = 101 on the device equals the CPU's and Algorithm 1's."""
+    import constructions.fast_key_blocks as fkb
+    from constructions.dfs_transformer import cot_bound
+    from proofs_check.algorithms import cot_algorithm1
+    from proofs_check.graphs import random_tree
+
+    monkeypatch.setattr(fkb, "MIN_KEYS", 0)
+    monkeypatch.setattr(fkb, "BLOCK", 2)
+    n = 6
+    model, g = dfs_transformer(n, p=101), random_tree(random.Random(5), n)
+    gpu = chain_of_thought(FastEvaluator(device="cuda").session(model, g.tokens()), cot_bound(n))
+    cpu = chain_of_thought(FastEvaluator().session(model, g.tokens()), cot_bound(n))
+    assert gpu.generated == cpu.generated == cot_algorithm1(g)
