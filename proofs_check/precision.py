@@ -391,11 +391,11 @@ TABLE_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
     "istree-binary-hybrid": ((6, 16, 64, 256), 6),
 }
 
-#: issue #10's sizes for 4.7, 5.3 and 5.7 (a), up to n = 512 (``--large``: hours on 2 cores at
+#: issue #10's sizes for 4.7 (up to n = 2048), 5.3 and 5.7 (a) (up to n = 512) (``--large``: hours on 2 cores at
 #: the exact engine's present speed; the float formats decode incrementally, constructions.evaluate_float)
 LARGE_PLAN: dict[str, tuple[tuple[int, ...], int]] = {
     **TABLE_PLAN,
-    "dfs-transformer": ((6, 16, 32, 128, 512), 4),
+    "dfs-transformer": ((6, 16, 32, 128, 512, 1024, 2048), 4),
     "istree-rag-rnn": ((6, 8, 32, 128, 512), 4),
     "istree-hybrid": ((6, 8, 32, 128, 512), 4),
 }
@@ -859,15 +859,15 @@ def min_p_markdown(rows: Sequence[MinPRow]) -> str:
 
 SIZES_TEXT = """**Sizes.** Thm 4.6 / 5.6 at n = 16 .. 1024, 5.2 up to 256, 5.7 (b) up to 256, 4.7 up to 32,
 5.3 and 5.7 (a) at n = 6 and 8 only: their long chains (hundreds to thousands of tokens) are
-slow to decode exactly; `python -m proofs_check.precision --write FILE --large` takes 4.7, 5.3
-and 5.7 (a) up to n = 512 (hours: one record per instance and format in notes/precision/formats_large.jsonl,
+slow to decode exactly; `python -m proofs_check.precision --write FILE --large` takes 4.7 up to
+n = 2048, 5.3 and 5.7 (a) up to n = 512 (hours: one record per instance and format in notes/precision/formats_large.jsonl,
 so an interrupted run continues where it stopped), and `proofs-check precision NAME --n N` runs
 any other size.
 
 """
 
 SIZES_TEXT_LARGE = """**Sizes.** Thm 4.6 / 5.6 at n = 16 .. 1024, 5.2 up to 256, 5.7 (b) up to 256, and (`--large`,
-`LARGE_PLAN`) 4.7, 5.3 and 5.7 (a) at n = 6 .. 512, decoded incrementally in every format (the
+`LARGE_PLAN`) 4.7 at n = 6 .. 2048, 5.3 and 5.7 (a) at n = 6 .. 512, decoded incrementally in every format (the
 float formats too: `constructions.evaluate_float` caches keys and carried state).  Table 1 comes
 from one record per instance and format in notes/precision/formats_large.jsonl (an hour or more
 each at n = 512 for 5.7 (a); those chains checkpoint in notes/precision/partial/ and resume),
@@ -997,7 +997,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--large", action="store_true",
-                    help="Table 1 at issue #10's sizes: 4.7, 5.3, 5.7 (a) up to n = 512 (LARGE_PLAN; hours; "
+                    help="Table 1 at issue #10's sizes: 4.7 up to n = 2048, 5.3, 5.7 (a) up to n = 512 (LARGE_PLAN; hours; "
                     "resumable: one record per instance and format, see --records)")
     ap.add_argument("--records", metavar="FILE",
                     help="read and append Table 1's per-instance records in FILE (default with --large: "
