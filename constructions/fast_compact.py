@@ -185,8 +185,9 @@ def plan_head(eng: _Engine, K, Kf, Q, qpos, Ke: torch.Tensor | None = None,
     T, n = K.shape[2], Q.shape[2]
     m_full = torch.clamp(qpos + 1, min=0, max=T)  # each column's causal entries
     m_ref = int(m_full.max()) if n else 1
-    blocks = T >= fast_key_blocks.MIN_KEYS
-    if blocks and boxes is None:
+    if T < fast_key_blocks.MIN_KEYS:
+        boxes = None
+    elif boxes is None:
         boxes = block_boxes(Kf)
     Ke = _lsb_exponent(K, b, -F) if Ke is None else Ke
     Qe = _lsb_exponent(Q, b, -F)
@@ -195,7 +196,7 @@ def plan_head(eng: _Engine, K, Kf, Q, qpos, Ke: torch.Tensor | None = None,
     Ls = score_limbs(eng) + 1
     for c0 in range(0, n, _COLUMN_BLOCK):  # column blocks: the float temporaries stay small
         cs = slice(c0, c0 + _COLUMN_BLOCK)
-        found = _column_candidates(eng, Kf, Q[:, :, cs], qpos[cs], m_ref, boxes if blocks else None)
+        found = _column_candidates(eng, Kf, Q[:, :, cs], qpos[cs], m_ref, boxes)
         if found is None:
             return None
         rows, cand = found
